@@ -1,0 +1,5 @@
+"""`python -m agent_socket` runs the CLI."""
+
+from agent_socket.cli import main
+
+main()

@@ -1,0 +1,1 @@
+"""The relay: pairs app WebSockets with agents' plain HTTP requests."""

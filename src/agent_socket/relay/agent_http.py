@@ -1,0 +1,231 @@
+"""The agent surface ``/v1/t/<token>/…`` — PROTOCOL.md §2, in the check order of §2.6.
+
+A raw ASGI handler: it is the hot path, and it must read the body itself so that the 413 is
+decided while the body streams in.
+"""
+
+from __future__ import annotations
+
+import time
+
+import orjson
+
+from agent_socket.protocol import ids
+from agent_socket.protocol.errors import ErrorCode
+from agent_socket.relay import replies
+from agent_socket.relay.asgi import Receive, Scope, Send, header
+from agent_socket.relay.events import elapsed_ms, event
+from agent_socket.relay.replies import LINK_HEADERS, SANDBOX_HEADERS, Response
+from agent_socket.relay.session import CallFailed, Session, State
+from agent_socket.relay.state import RelayState
+
+PREFIX = "/v1/t/"
+MARKDOWN = "text/markdown; charset=utf-8"
+TASKS_PREFIX = "/_as_tasks/"
+
+_NOT_FOUND = replies.error(ErrorCode.NOT_FOUND, "no such route")
+_OFFLINE = replies.error(
+    ErrorCode.APP_OFFLINE,
+    "the app is not connected; retry shortly, or ask the user to reconnect it",
+)
+_TOO_LARGE = replies.error(ErrorCode.BODY_TOO_LARGE, "the request body is over the size limit")
+_CLOSE = ((b"connection", b"close"),)
+
+
+class _Disconnected(Exception):
+    pass
+
+
+def _forwarded_headers(scope: Scope) -> dict[str, str]:
+    """``content-type`` and every ``x-*`` header except ``x-real-ip`` and ``x-forwarded-*``."""
+    out: dict[str, str] = {}
+    for raw_key, raw_value in scope["headers"]:
+        key = bytes(raw_key).lower()
+        if key == b"content-type" or (
+            key.startswith(b"x-") and key != b"x-real-ip" and not key.startswith(b"x-forwarded-")
+        ):
+            name = key.decode("latin-1")
+            value = bytes(raw_value).decode("latin-1")
+            out[name] = f"{out[name]}, {value}" if name in out else value
+    return out
+
+
+async def _read_body(scope: Scope, receive: Receive, cap: int) -> bytes | None:
+    """The whole body, or None as soon as it is known to exceed ``cap``."""
+    for key, value in scope["headers"]:
+        if key == b"content-length":
+            try:
+                if int(value) > cap:
+                    return None
+            except ValueError:
+                pass
+            break
+    chunks: list[bytes] = []
+    size = 0
+    while True:
+        message = await receive()
+        if message["type"] == "http.disconnect":
+            raise _Disconnected
+        chunk = message.get("body", b"")
+        if chunk:
+            size += len(chunk)
+            if size > cap:
+                return None
+            chunks.append(chunk)
+        if not message.get("more_body", False):
+            return b"".join(chunks) if len(chunks) != 1 else chunks[0]
+
+
+def offline_for(ms: int) -> str:
+    """How long the app has been away, in the contract's wording (§2.6)."""
+    seconds = ms // 1000
+    if seconds < 90:
+        return f"offline for {seconds} s"
+    if seconds < 90 * 60:
+        return f"offline for {seconds // 60} min"
+    return f"offline for {seconds // 3600} h"
+
+
+def _held(session: Session) -> Response:
+    return Response(
+        503,
+        replies.JSON_TYPE,
+        orjson.dumps(
+            {
+                "error": {
+                    "code": ErrorCode.APP_OFFLINE.value,
+                    "message": f"the app is away ({offline_for(session.away_for_ms())}); "
+                    "retry shortly, and if it persists ask the user to reconnect it",
+                }
+            }
+        ),
+        extra_headers=((b"retry-after", b"2"),),
+    )
+
+
+class AgentSurface:
+    def __init__(self, relay: RelayState) -> None:
+        self.relay = relay
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        started = time.perf_counter()
+        response, session_id, token, tail = await self._answer(scope, receive)
+        headers = [*LINK_HEADERS, *response.extra_headers]
+        if response.sandboxed:
+            headers.extend(SANDBOX_HEADERS)
+        if response is _TOO_LARGE:
+            headers.extend(_CLOSE)
+        body = response.body
+        headers.append((b"content-type", response.content_type.encode("latin-1")))
+        headers.append((b"content-length", str(len(body)).encode()))
+        if scope["type"] == "websocket":
+            await send({"type": "websocket.http.response.start", "status": response.status,
+                        "headers": headers})
+            await send({"type": "websocket.http.response.body", "body": body})
+        else:
+            await send({"type": "http.response.start", "status": response.status,
+                        "headers": headers})
+            await send({"type": "http.response.body", "body": body})
+        event(
+            "agent_request",
+            session=session_id,
+            token=ids.redact(token) if session_id else "malformed",
+            method=scope.get("method", "WS"),
+            path=tail,
+            status=response.status,
+            ms=elapsed_ms(started),
+        )
+
+    async def _answer(self, scope: Scope, receive: Receive) -> tuple[Response, str, str, str]:
+        path: str = scope["path"]
+        token, slash, rest = path[len(PREFIX):].partition("/")
+        tail = slash + rest
+        parsed = ids.parse_token(token)
+        if parsed is None:  # (1)
+            return _NOT_FOUND, "", token, tail
+        session_id, verifier = parsed
+        if scope["type"] == "websocket" or any(k == b"upgrade" for k, _ in scope["headers"]):
+            return (  # (2)
+                replies.error(ErrorCode.PROTOCOL_ERROR, "no upgrades on an agent URL"),
+                session_id, token, tail,
+            )
+        try:
+            body = await _read_body(scope, receive, self.relay.limits.max_body_bytes)
+        except _Disconnected:
+            return _NOT_FOUND, session_id, token, tail
+        if body is None:  # (3)
+            return _TOO_LARGE, session_id, token, tail
+        response = await self._route(scope, session_id, verifier, tail, body)
+        return response, session_id, token, tail
+
+    async def _route(
+        self, scope: Scope, session_id: str, verifier: str, tail: str, body: bytes
+    ) -> Response:
+        session = self.relay.hub.get(session_id)
+        if session is None or session.state is State.ENDED:  # (4)
+            return _OFFLINE
+        if tail in ("", "/"):  # (5)
+            return _NOT_FOUND
+        if not session.accepts(verifier):  # (6)
+            return replies.error(ErrorCode.TOKEN_INVALID, "this link is unknown or was revoked")
+        meta = self._meta(session, tail)  # (7)
+        if meta is not None:
+            return meta
+        site = header(scope, b"sec-fetch-site")
+        if site and site != "none":  # (8)
+            return replies.error(
+                ErrorCode.CSRF_DENIED, "tool calls from web pages are refused (Sec-Fetch-Site)"
+            )
+        if session.state is State.HELD:  # (9)
+            return _held(session)
+        if session.inflight_full:  # (10)
+            return replies.error(
+                ErrorCode.TOO_MANY_INFLIGHT,
+                f"{self.relay.limits.max_inflight_per_session} calls already in flight; slow down",
+            )
+        method: str = scope["method"].upper()
+        if (method, tail) not in session.registration.index:  # (11)
+            return replies.error(ErrorCode.NOT_FOUND, f"no tool for {method} {tail}")
+        return await self._call(session, method, tail, body, scope)
+
+    def _meta(self, session: Session, tail: str) -> Response | None:
+        registration = session.registration
+        if tail == "/agents.md":
+            return Response(200, MARKDOWN, registration.agents_md_body)
+        if tail == "/tools.json":
+            return Response(200, replies.JSON_TYPE, registration.tools_json_body)
+        if tail.startswith(TASKS_PREFIX):
+            return self._poll(session, tail[len(TASKS_PREFIX):])
+        if tail.startswith("/_as_"):
+            return replies.error(ErrorCode.NOT_FOUND, f"no such framework path {tail}")
+        return None
+
+    def _poll(self, session: Session, task_id: str) -> Response:
+        task = session.take_task(task_id)
+        if task is None:
+            return replies.error(ErrorCode.NOT_FOUND, "no such task (results are given once)")
+        if task.result is None:
+            return replies.json_response(
+                202, {"taskId": task_id, "completed": False}, sandboxed=True
+            )
+        return task.result
+
+    async def _call(
+        self, session: Session, method: str, tail: str, body: bytes, scope: Scope
+    ) -> Response:
+        try:
+            reply = await session.call(
+                method, tail, body.decode("utf-8", "replace"), _forwarded_headers(scope)
+            )
+        except CallFailed as failed:
+            return replies.error(failed.code, failed.message)
+        outcome = replies.interpret(reply)
+        if isinstance(outcome, Response):
+            return outcome
+        if session.state is State.ENDED or not session.start_task(outcome.task_id):
+            return replies.error(
+                ErrorCode.TOO_MANY_TASKS,
+                f"the app has {self.relay.limits.max_tasks_per_session} tasks pending",
+            )
+        return replies.json_response(202, {"taskId": outcome.task_id}, sandboxed=True)
+

@@ -1,0 +1,509 @@
+"""The app WebSocket ``/v1/_ws`` — PROTOCOL.md §3, §4 and §5.
+
+One :class:`AppSocket` per connection. A plain socket registers a new session; a ``?session=``
+socket may only ``resume`` or ``end`` that session, and becomes the session's app socket once it
+has resumed. Frames are handled in arrival order; tool calls flow the other way through
+:class:`SocketLink`, which is all a :class:`Session` knows of this socket.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+from urllib.parse import parse_qs
+
+import orjson
+
+from agent_socket.protocol import ids
+from agent_socket.protocol.errors import (
+    CloseCode,
+    CloseReason,
+    ErrorCode,
+    ProtocolViolation,
+    error_body,
+)
+from agent_socket.protocol.frames import (
+    HEARTBEAT_PING,
+    HEARTBEAT_PONG,
+    REPLY_BEFORE_REGISTER,
+    dumps,
+    error_reply,
+    parse_registration,
+    parse_update,
+)
+from agent_socket.protocol.limits import MAX_REVOKE_ON_RESUME, utf16_units
+from agent_socket.relay import replies
+from agent_socket.relay.asgi import Receive, Scope, Send, client_host, deny_upgrade, header
+from agent_socket.relay.events import event
+from agent_socket.relay.hub import RelayFull
+from agent_socket.relay.ratelimit import client_address
+from agent_socket.relay.session import Session, State
+from agent_socket.relay.state import RelayState
+
+_JSON = "application/json; charset=utf-8"
+_NOSNIFF = ((b"x-content-type-options", b"nosniff"),)
+_closers: set[asyncio.Task[None]] = set()
+
+
+class SocketLink:
+    """:class:`~agent_socket.relay.session.AppLink` over an ASGI WebSocket."""
+
+    __slots__ = ("_send", "closed")
+
+    def __init__(self, send: Send) -> None:
+        self._send = send
+        self.closed = False
+
+    async def send(self, text: str) -> None:
+        if self.closed:
+            raise ConnectionError("socket closed")
+        await self._send({"type": "websocket.send", "text": text})
+
+    def close(self, code: int, reason: str) -> None:
+        if self.closed:
+            return
+        self.closed = True
+        task = asyncio.get_running_loop().create_task(self._close(code, reason))
+        _closers.add(task)
+        task.add_done_callback(_closers.discard)
+
+    async def _close(self, code: int, reason: str) -> None:
+        try:
+            await self._send({"type": "websocket.close", "code": int(code), "reason": reason})
+        except (OSError, RuntimeError):
+            pass  # already gone
+
+
+async def deny(send: Send, code: ErrorCode, message: str) -> None:
+    body = orjson.dumps(error_body(code, message))
+    status = 429 if code is ErrorCode.RATE_LIMITED else 400
+    await deny_upgrade(send, status, _JSON, body, _NOSNIFF)
+
+
+async def handle(scope: Scope, receive: Receive, send: Send, relay: RelayState) -> None:
+    """Entry point for a WebSocket upgrade on ``/v1/_ws``."""
+    query = parse_qs(scope.get("query_string", b"").decode("latin-1"), keep_blank_values=True)
+    resume_id = _session_param(query, "session")
+    forced_id = _session_param(query, "force_session") if relay.config.debug else None
+    if resume_id is False or forced_id is False:
+        await deny(send, ErrorCode.PROTOCOL_ERROR, "?session= must be an 8-char session id")
+        return
+    peer = client_address(client_host(scope), header(scope, b"x-forwarded-for"), relay.proxies)
+    if not relay.limiter.allow(peer):
+        await deny(send, ErrorCode.RATE_LIMITED, "too many WebSocket upgrades; slow down")
+        return
+    message = await receive()
+    if message["type"] != "websocket.connect":
+        return
+    await send({"type": "websocket.accept"})
+    conn = AppSocket(relay, receive, SocketLink(send))
+    if resume_id:
+        await conn.run_resume(resume_id)
+    else:
+        await conn.run_plain(forced_id or None)
+
+
+def _session_param(query: dict[str, list[str]], name: str) -> str | None | bool:
+    """The session id in ``?name=``: None when absent, False when malformed."""
+    if name not in query:
+        return None
+    value = query[name][0]
+    return value if ids.SESSION_ID_RE.match(value) else False
+
+
+class AppSocket:
+    def __init__(self, relay: RelayState, receive: Receive, link: SocketLink) -> None:
+        self.relay = relay
+        self.limits = relay.limits
+        self.receive = receive
+        self.link = link
+        self.session: Session | None = None
+
+    # ---- reading frames --------------------------------------------------------------------
+
+    async def _next(self, deadline: float | None) -> str | int | None:
+        """The next text frame; an int close code when the socket is gone; None to skip."""
+        try:
+            if deadline is None:
+                message = await self.receive()
+            else:
+                remaining = deadline - asyncio.get_running_loop().time()
+                message = await asyncio.wait_for(self.receive(), max(remaining, 0))
+        except TimeoutError:
+            return -1
+        kind = message["type"]
+        if kind == "websocket.disconnect":
+            return int(message.get("code") or CloseCode.NORMAL)
+        text = message.get("text")
+        if text is None:
+            raw = message.get("bytes") or b""
+            try:
+                text = raw.decode("utf-8")
+            except UnicodeDecodeError:
+                return None
+        if len(text) * 2 > self.limits.max_frame_units and (
+            utf16_units(text) > self.limits.max_frame_units
+        ):
+            return -2
+        return str(text)
+
+    @property
+    def attached(self) -> bool:
+        return self.session is not None and self.session.link is self.link
+
+    # ---- plain socket: register, then the app's frames ---------------------------------------
+
+    async def run_plain(self, forced_id: str | None) -> None:
+        if forced_id is not None and self.relay.hub.get(forced_id) is not None:
+            self.link.close(CloseCode.CONFLICT, CloseReason.ALREADY_CONNECTED)
+            await self._drain()
+            return
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self.limits.register_timeout_ms / 1000
+        while self.session is None:
+            item = await self._next(deadline)
+            if isinstance(item, int):
+                if item == -1:
+                    self.link.close(CloseCode.TIMEOUT, CloseReason.REGISTER_TIMEOUT)
+                elif item == -2:
+                    self.link.close(CloseCode.TOO_BIG, CloseReason.FRAME_TOO_LARGE)
+                else:
+                    return
+                await self._drain()
+                return
+            if item is None or self.link.closed:
+                continue
+            if item == HEARTBEAT_PING:
+                await self._send(HEARTBEAT_PONG)
+                continue
+            frame = _object(item)
+            if frame is not None:
+                await self._before_register(frame, forced_id)
+        await self._serve()
+
+    async def _before_register(self, frame: dict[str, Any], forced_id: str | None) -> None:
+        kind = frame["type"]
+        if kind == "register":
+            await self._register(frame, forced_id)
+        elif kind == "ping":
+            await self._pong(frame)
+        elif kind in REPLY_BEFORE_REGISTER and frame.get("id") is not None:
+            await self._send(
+                error_reply(
+                    f"{kind}_reply", frame["id"], ErrorCode.PROTOCOL_ERROR, "register first"
+                )
+            )
+        elif kind == "resume":
+            await self._send(
+                error_reply(
+                    "register_reply",
+                    frame.get("id"),
+                    ErrorCode.PROTOCOL_ERROR,
+                    "resume needs a /v1/_ws?session=<id> socket",
+                )
+            )
+            self.link.close(CloseCode.INVALID_TOOLS, CloseReason.RESUME_NEEDS_SESSION)
+
+    async def _register(self, frame: dict[str, Any], forced_id: str | None) -> None:
+        try:
+            registration = parse_registration(frame, self.limits)
+        except ProtocolViolation as bad:
+            await self._refuse(bad)
+            return
+        hub = self.relay.hub
+        if forced_id is not None and hub.get(forced_id) is not None:
+            self.link.close(CloseCode.CONFLICT, CloseReason.ALREADY_CONNECTED)
+            return
+        try:
+            session, secret = hub.create(registration, self.link, forced_id)
+        except RelayFull:
+            await self._send(
+                error_reply(
+                    "register_reply",
+                    None,
+                    ErrorCode.RELAY_FULL,
+                    "this relay holds its maximum of sessions; try again later",
+                )
+            )
+            self.link.close(CloseCode.RELAY_FULL, CloseReason.RELAY_FULL)
+            return
+        self.session = session
+        await self._send(
+            dumps(
+                {
+                    "type": "register_reply",
+                    "ok": True,
+                    "sessionId": session.id,
+                    "resumeSecret": secret,
+                }
+            )
+        )
+
+    async def _refuse(self, bad: ProtocolViolation) -> None:
+        await self._send(dumps({"type": "register_reply", "ok": False, "error": bad.as_error()}))
+        self.link.close(bad.close_code, bad.close_reason)
+
+    # ---- ?session= socket: resume or end, nothing else -----------------------------------------
+
+    async def run_resume(self, session_id: str) -> None:
+        hub = self.relay.hub
+        hub.waiting[session_id] += 1
+        try:
+            if hub.waiting[session_id] > self.limits.max_resume_sockets:
+                self.link.close(CloseCode.CONFLICT, CloseReason.TOO_MANY_RESUME)
+                await self._drain()
+                return
+            resumed = await self._await_resume(session_id)
+        finally:
+            hub.waiting[session_id] -= 1
+            if hub.waiting[session_id] <= 0:
+                del hub.waiting[session_id]
+        if resumed:
+            await self._serve()
+        else:
+            await self._drain()
+
+    async def _await_resume(self, session_id: str) -> bool:
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self.limits.register_timeout_ms / 1000
+        while not self.link.closed:
+            item = await self._next(deadline)
+            if isinstance(item, int):
+                if item == -1:
+                    self.link.close(CloseCode.TIMEOUT, CloseReason.RESUME_TIMEOUT)
+                elif item == -2:
+                    self.link.close(CloseCode.TOO_BIG, CloseReason.FRAME_TOO_LARGE)
+                return False
+            frame = _object(item) if item is not None else None
+            if frame is None:
+                continue
+            if frame["type"] == "resume":
+                return await self._resume(session_id, frame)
+            if frame["type"] == "end":
+                await self._end(session_id, frame)
+        return False
+
+    def _authorised(self, session_id: str, frame: dict[str, Any]) -> Session | None:
+        """The session when the frame proves the app holds its secret; one answer otherwise."""
+        session = self.relay.hub.get(session_id)
+        same_id = frame.get("sessionId") == session_id
+        if session is None or session.state is State.ENDED:
+            return None
+        secret = frame.get("secret")
+        well_formed = isinstance(secret, str) and ids.SECRET_RE.match(secret) is not None
+        if not (ids.matches(secret, session.secret_check) and same_id and well_formed):
+            return None
+        return session
+
+    async def _resume(self, session_id: str, frame: dict[str, Any]) -> bool:
+        try:
+            registration = parse_registration(frame, self.limits)
+        except ProtocolViolation as bad:
+            await self._refuse(bad)
+            return False
+        session = self._authorised(session_id, frame)
+        if session is None:
+            await self._send(
+                error_reply(
+                    "register_reply", None, ErrorCode.RESUME_FAILED, "resume was refused"
+                )
+            )
+            self.link.close(CloseCode.RESUME_REJECTED, CloseReason.RESUME_REJECTED)
+            return False
+        revoke = frame.get("revokeTokens")
+        if isinstance(revoke, list):
+            for token in revoke[:MAX_REVOKE_ON_RESUME]:
+                session.revoke(token)
+        session.attach(self.link, registration)
+        self.session = session
+        event("session_resumed", session=session.id, app=registration.app_id)
+        await self._send(
+            dumps(
+                {
+                    "type": "register_reply",
+                    "ok": True,
+                    "sessionId": session.id,
+                    "resumeSecret": frame["secret"],
+                    "resumed": True,
+                }
+            )
+        )
+        return True
+
+    async def _end(self, session_id: str, frame: dict[str, Any]) -> None:
+        session = self._authorised(session_id, frame)
+        if session is None:
+            await self._send(
+                error_reply("end_reply", None, ErrorCode.RESUME_FAILED, "end was refused")
+            )
+            self.link.close(CloseCode.RESUME_REJECTED, CloseReason.END_REJECTED)
+            return
+        session.end("app sent end")
+        await self._send(dumps({"type": "end_reply", "ok": True}))
+        self.link.close(CloseCode.NORMAL, CloseReason.SESSION_ENDED)
+
+    # ---- a live app socket -------------------------------------------------------------------
+
+    async def _serve(self) -> None:
+        """Handle the app's frames until its socket closes."""
+        while True:
+            item = await self._next(None)
+            if isinstance(item, int):
+                self._gone(item)
+                if item == -2:
+                    self.link.close(CloseCode.TOO_BIG, CloseReason.FRAME_TOO_LARGE)
+                    await self._drain()
+                return
+            if item is None or not self.attached:
+                continue
+            session = self.session
+            assert session is not None
+            session.touch()
+            if item == HEARTBEAT_PING:
+                await self._send(HEARTBEAT_PONG)
+                continue
+            frame = _object(item)
+            if frame is not None:
+                await self._dispatch(session, frame)
+
+    def _gone(self, code: int) -> None:
+        """The socket closed (or broke the frame cap): end, or hold, the session (§4)."""
+        session = self.session
+        if session is None or not self.attached:
+            return
+        if code == -2:
+            session.end("frame too large", CloseCode.TOO_BIG, CloseReason.FRAME_TOO_LARGE)
+        elif code == CloseCode.NORMAL:
+            session.end("app closed with 1000")
+        else:
+            session.drop(code, CloseReason.DROPPED)
+
+    async def _dispatch(self, session: Session, frame: dict[str, Any]) -> None:
+        kind = frame["type"]
+        if kind == "tool_reply":
+            session.on_tool_reply(frame)
+        elif kind == "task_complete":
+            self._task_complete(session, frame)
+        elif kind == "ping":
+            await self._pong(frame)
+        elif kind == "mint_agent_token":
+            await self._mint(session, frame)
+        elif kind == "revoke_agent_token":
+            ok = session.revoke(frame.get("token"))
+            reply: dict[str, Any] = {"type": "revoke_agent_token_reply", "id": frame.get("id"), "ok": ok}
+            if not ok:
+                reply["error"] = {"code": ErrorCode.NOT_FOUND.value, "message": "no such live token"}
+            else:
+                event("token_revoked", session=session.id, token=ids.redact(frame["token"]))
+            await self._send(dumps(reply))
+        elif kind == "list_agent_tokens":
+            tokens = [
+                {
+                    "token": record.token,
+                    "url": self.relay.link_url(record.token),
+                    "label": record.label,
+                    "mintedAt": record.minted_at,
+                }
+                for record in session.tokens.values()
+            ]
+            await self._send(
+                dumps({"type": "list_agent_tokens_reply", "id": frame.get("id"), "ok": True,
+                       "tokens": tokens})
+            )
+        elif kind == "update_tools":
+            await self._update_tools(session, frame)
+        elif kind in ("register", "resume"):
+            await self._send(
+                error_reply(
+                    "register_reply",
+                    frame.get("id"),
+                    ErrorCode.PROTOCOL_ERROR,
+                    "this socket is already registered",
+                )
+            )
+
+    async def _mint(self, session: Session, frame: dict[str, Any]) -> None:
+        record = session.mint(frame.get("label"))
+        if record is None:
+            await self._send(
+                error_reply(
+                    "mint_agent_token_reply",
+                    frame.get("id"),
+                    ErrorCode.TOO_MANY_TOKENS,
+                    f"at most {self.limits.max_tokens_per_session} live tokens per session",
+                )
+            )
+            return
+        event("token_minted", session=session.id, token=ids.redact(record.token))
+        await self._send(
+            dumps(
+                {
+                    "type": "mint_agent_token_reply",
+                    "id": frame.get("id"),
+                    "ok": True,
+                    "token": record.token,
+                    "url": self.relay.link_url(record.token),
+                    "label": record.label,
+                    "expiresAt": None,
+                }
+            )
+        )
+
+    async def _update_tools(self, session: Session, frame: dict[str, Any]) -> None:
+        frame_id = frame.get("id")
+        if not isinstance(frame_id, str):
+            return
+        try:
+            session.registration = parse_update(frame, session.registration, self.limits)
+        except ProtocolViolation as bad:
+            await self._send(
+                dumps(
+                    {"type": "update_tools_reply", "id": frame_id, "ok": False,
+                     "error": bad.as_error()}
+                )
+            )
+            return
+        event("tools_updated", session=session.id, tools=len(session.registration.tools))
+        await self._send(dumps({"type": "update_tools_reply", "id": frame_id, "ok": True}))
+
+    def _task_complete(self, session: Session, frame: dict[str, Any]) -> None:
+        task_id = frame.get("taskId")
+        if not isinstance(task_id, str) or task_id not in session.tasks:
+            return
+        result = replies.task_result(
+            frame, self.limits.max_task_result_bytes, self.limits.max_task_content_type_chars
+        )
+        if result is not None:
+            session.complete_task(task_id, result)
+
+    # ---- small helpers -----------------------------------------------------------------------
+
+    async def _pong(self, frame: dict[str, Any]) -> None:
+        reply: dict[str, Any] = {"type": "pong"}
+        if "id" in frame:
+            reply["id"] = frame["id"]
+        await self._send(dumps(reply))
+
+    async def _send(self, text: str) -> None:
+        try:
+            await self.link.send(text)
+        except (OSError, RuntimeError):
+            pass  # the socket is going away; its disconnect is handled by the read loop
+
+    async def _drain(self) -> None:
+        """After closing: consume events until the socket is gone."""
+        while True:
+            message = await self.receive()
+            if message["type"] == "websocket.disconnect":
+                return
+
+
+def _object(text: str) -> dict[str, Any] | None:
+    """A JSON object frame with a string ``type``, else None (such frames are ignored)."""
+    try:
+        frame = orjson.loads(text)
+    except orjson.JSONDecodeError:
+        return None
+    if isinstance(frame, dict) and isinstance(frame.get("type"), str):
+        return frame
+    return None
