@@ -6,11 +6,9 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 import inspect
 from collections.abc import Callable
-from typing import Optional
+from typing import Any, Optional
 
 import typer
 from pydantic import ValidationError
@@ -26,7 +24,7 @@ app = typer.Typer(
 
 
 def _option(name: str, field: FieldInfo) -> inspect.Parameter:
-    """One ``--kebab-case`` option for a config field; None means "not given on the command line"."""
+    """One ``--kebab-case`` option for a config field; None means "not given"."""
     flag = "--" + name.replace("_", "-")
     env = f"AGENT_SOCKET_{name.upper()}"
     default = "none" if field.default is None else field.default

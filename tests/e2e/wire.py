@@ -61,7 +61,7 @@ async def closed_with(ws: ClientConnection, timeout: float = 5) -> tuple[int | N
             while True:
                 await ws.recv()
     await asyncio.wait_for(ws.wait_closed(), timeout)
-    rcvd = ws.close_rcvd
+    rcvd = ws.protocol.close_rcvd
     return (rcvd.code, rcvd.reason) if rcvd is not None else (None, None)
 
 
@@ -143,3 +143,21 @@ async def registered_app(
         finally:
             if app._reader is not None:
                 app._reader.cancel()
+
+
+async def close_received(
+    ws: ClientConnection, timeout: float = 5
+) -> tuple[int | None, str | None]:
+    """Wait until the relay closes the socket; return the (code, reason) of its close frame.
+
+    Same as ``closed_with`` but reads the close frame where websockets >= 14's asyncio client
+    keeps it (``ws.protocol.close_rcvd``); ``(None, None)`` when the connection dropped without
+    a close frame.
+    """
+    with contextlib.suppress(Exception):
+        async with asyncio.timeout(timeout):
+            while True:
+                await ws.recv()
+    await asyncio.wait_for(ws.wait_closed(), timeout)
+    rcvd = ws.protocol.close_rcvd
+    return (rcvd.code, rcvd.reason) if rcvd is not None else (None, None)

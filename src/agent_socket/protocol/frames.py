@@ -164,7 +164,7 @@ def parse_tools(raw: Any) -> tuple[Tool, ...]:
                 CloseReason.DUPLICATE_TOOL,
             )
         seen.add((method, path))
-        schema = item["input_schema"] if "input_schema" in item else _MISSING
+        schema = item.get("input_schema", _MISSING)
         tools.append(Tool(method, path, description, schema))
     return tuple(tools)
 

@@ -22,7 +22,6 @@ TASK_ID_RE = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 TOOL_PATH_RE = re.compile(r"^/[a-zA-Z0-9_\-/.]+$")
 
 TOKEN_PREFIX = "as_"
-TOKEN_LENGTH = 35
 
 
 def _b64url(raw: bytes) -> str:

@@ -7,6 +7,8 @@ decided while the body streams in.
 from __future__ import annotations
 
 import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 
 import orjson
 
@@ -103,13 +105,36 @@ def _held(session: Session) -> Response:
     )
 
 
+@dataclass(frozen=True, slots=True)
+class LinkRequest:
+    """An authenticated request to one of a link's extra views (MCP, OpenAPI, …)."""
+
+    scope: Scope
+    session: Session
+    token: str
+    tail: str
+    body: bytes
+
+
+#: A view answers the whole request itself (it may stream) and returns the status it sent.
+LinkView = Callable[[LinkRequest, Send], Awaitable[int]]
+
+
 class AgentSurface:
-    def __init__(self, relay: RelayState) -> None:
+    """The agent surface. ``views`` maps extra paths under ``$BASE`` to their handlers; a tool
+    the app registered at the same method and path takes precedence over a view."""
+
+    def __init__(self, relay: RelayState, views: dict[str, LinkView] | None = None) -> None:
         self.relay = relay
+        self.views = views or {}
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         started = time.perf_counter()
         response, session_id, token, tail = await self._answer(scope, receive)
+        if isinstance(response, LinkRequest):
+            status = await self.views[tail](response, send)
+            self._log(scope, session_id, token, tail, status, started)
+            return
         headers = [*LINK_HEADERS, *response.extra_headers]
         if response.sandboxed:
             headers.extend(SANDBOX_HEADERS)
@@ -119,26 +144,40 @@ class AgentSurface:
         headers.append((b"content-type", response.content_type.encode("latin-1")))
         headers.append((b"content-length", str(len(body)).encode()))
         if scope["type"] == "websocket":
-            await send({"type": "websocket.http.response.start", "status": response.status,
-                        "headers": headers})
+            await send(
+                {
+                    "type": "websocket.http.response.start",
+                    "status": response.status,
+                    "headers": headers,
+                }
+            )
             await send({"type": "websocket.http.response.body", "body": body})
         else:
-            await send({"type": "http.response.start", "status": response.status,
-                        "headers": headers})
+            await send(
+                {"type": "http.response.start", "status": response.status, "headers": headers}
+            )
             await send({"type": "http.response.body", "body": body})
+        self._log(scope, session_id, token, tail, response.status, started)
+
+    @staticmethod
+    def _log(
+        scope: Scope, session_id: str, token: str, tail: str, status: int, started: float
+    ) -> None:
         event(
             "agent_request",
             session=session_id,
             token=ids.redact(token) if session_id else "malformed",
             method=scope.get("method", "WS"),
             path=tail,
-            status=response.status,
+            status=status,
             ms=elapsed_ms(started),
         )
 
-    async def _answer(self, scope: Scope, receive: Receive) -> tuple[Response, str, str, str]:
+    async def _answer(
+        self, scope: Scope, receive: Receive
+    ) -> tuple[Response | LinkRequest, str, str, str]:
         path: str = scope["path"]
-        token, slash, rest = path[len(PREFIX):].partition("/")
+        token, slash, rest = path[len(PREFIX) :].partition("/")
         tail = slash + rest
         parsed = ids.parse_token(token)
         if parsed is None:  # (1)
@@ -147,7 +186,9 @@ class AgentSurface:
         if scope["type"] == "websocket" or any(k == b"upgrade" for k, _ in scope["headers"]):
             return (  # (2)
                 replies.error(ErrorCode.PROTOCOL_ERROR, "no upgrades on an agent URL"),
-                session_id, token, tail,
+                session_id,
+                token,
+                tail,
             )
         try:
             body = await _read_body(scope, receive, self.relay.limits.max_body_bytes)
@@ -155,12 +196,12 @@ class AgentSurface:
             return _NOT_FOUND, session_id, token, tail
         if body is None:  # (3)
             return _TOO_LARGE, session_id, token, tail
-        response = await self._route(scope, session_id, verifier, tail, body)
+        response = await self._route(scope, token, session_id, verifier, tail, body)
         return response, session_id, token, tail
 
     async def _route(
-        self, scope: Scope, session_id: str, verifier: str, tail: str, body: bytes
-    ) -> Response:
+        self, scope: Scope, token: str, session_id: str, verifier: str, tail: str, body: bytes
+    ) -> Response | LinkRequest:
         session = self.relay.hub.get(session_id)
         if session is None or session.state is State.ENDED:  # (4)
             return _OFFLINE
@@ -171,6 +212,9 @@ class AgentSurface:
         meta = self._meta(session, tail)  # (7)
         if meta is not None:
             return meta
+        method: str = scope["method"].upper()
+        if tail in self.views and (method, tail) not in session.registration.index:
+            return LinkRequest(scope, session, token, tail, body)
         site = header(scope, b"sec-fetch-site")
         if site and site != "none":  # (8)
             return replies.error(
@@ -183,7 +227,6 @@ class AgentSurface:
                 ErrorCode.TOO_MANY_INFLIGHT,
                 f"{self.relay.limits.max_inflight_per_session} calls already in flight; slow down",
             )
-        method: str = scope["method"].upper()
         if (method, tail) not in session.registration.index:  # (11)
             return replies.error(ErrorCode.NOT_FOUND, f"no tool for {method} {tail}")
         return await self._call(session, method, tail, body, scope)
@@ -195,7 +238,7 @@ class AgentSurface:
         if tail == "/tools.json":
             return Response(200, replies.JSON_TYPE, registration.tools_json_body)
         if tail.startswith(TASKS_PREFIX):
-            return self._poll(session, tail[len(TASKS_PREFIX):])
+            return self._poll(session, tail[len(TASKS_PREFIX) :])
         if tail.startswith("/_as_"):
             return replies.error(ErrorCode.NOT_FOUND, f"no such framework path {tail}")
         return None
@@ -228,4 +271,3 @@ class AgentSurface:
                 f"the app has {self.relay.limits.max_tasks_per_session} tasks pending",
             )
         return replies.json_response(202, {"taskId": outcome.task_id}, sandboxed=True)
-

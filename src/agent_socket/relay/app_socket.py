@@ -9,7 +9,8 @@ has resumed. Frames are handled in arrival order; tool calls flow the other way 
 from __future__ import annotations
 
 import asyncio
-from typing import Any
+import contextlib
+from typing import Any, Literal
 from urllib.parse import parse_qs
 
 import orjson
@@ -68,10 +69,8 @@ class SocketLink:
         task.add_done_callback(_closers.discard)
 
     async def _close(self, code: int, reason: str) -> None:
-        try:
+        with contextlib.suppress(OSError, RuntimeError):  # already gone
             await self._send({"type": "websocket.close", "code": int(code), "reason": reason})
-        except (OSError, RuntimeError):
-            pass  # already gone
 
 
 async def deny(send: Send, code: ErrorCode, message: str) -> None:
@@ -103,7 +102,7 @@ async def handle(scope: Scope, receive: Receive, send: Send, relay: RelayState) 
         await conn.run_plain(forced_id or None)
 
 
-def _session_param(query: dict[str, list[str]], name: str) -> str | None | bool:
+def _session_param(query: dict[str, list[str]], name: str) -> str | Literal[False] | None:
     """The session id in ``?name=``: None when absent, False when malformed."""
     if name not in query:
         return None
@@ -304,9 +303,7 @@ class AppSocket:
         session = self._authorised(session_id, frame)
         if session is None:
             await self._send(
-                error_reply(
-                    "register_reply", None, ErrorCode.RESUME_FAILED, "resume was refused"
-                )
+                error_reply("register_reply", None, ErrorCode.RESUME_FAILED, "resume was refused")
             )
             self.link.close(CloseCode.RESUME_REJECTED, CloseReason.RESUME_REJECTED)
             return False
@@ -389,13 +386,7 @@ class AppSocket:
         elif kind == "mint_agent_token":
             await self._mint(session, frame)
         elif kind == "revoke_agent_token":
-            ok = session.revoke(frame.get("token"))
-            reply: dict[str, Any] = {"type": "revoke_agent_token_reply", "id": frame.get("id"), "ok": ok}
-            if not ok:
-                reply["error"] = {"code": ErrorCode.NOT_FOUND.value, "message": "no such live token"}
-            else:
-                event("token_revoked", session=session.id, token=ids.redact(frame["token"]))
-            await self._send(dumps(reply))
+            await self._revoke(session, frame)
         elif kind == "list_agent_tokens":
             tokens = [
                 {
@@ -407,8 +398,14 @@ class AppSocket:
                 for record in session.tokens.values()
             ]
             await self._send(
-                dumps({"type": "list_agent_tokens_reply", "id": frame.get("id"), "ok": True,
-                       "tokens": tokens})
+                dumps(
+                    {
+                        "type": "list_agent_tokens_reply",
+                        "id": frame.get("id"),
+                        "ok": True,
+                        "tokens": tokens,
+                    }
+                )
             )
         elif kind == "update_tools":
             await self._update_tools(session, frame)
@@ -449,6 +446,21 @@ class AppSocket:
             )
         )
 
+    async def _revoke(self, session: Session, frame: dict[str, Any]) -> None:
+        if not session.revoke(frame.get("token")):
+            await self._send(
+                error_reply(
+                    "revoke_agent_token_reply",
+                    frame.get("id"),
+                    ErrorCode.NOT_FOUND,
+                    "no such live token in this session",
+                )
+            )
+            return
+        event("token_revoked", session=session.id, token=ids.redact(frame["token"]))
+        reply = {"type": "revoke_agent_token_reply", "id": frame.get("id"), "ok": True}
+        await self._send(dumps(reply))
+
     async def _update_tools(self, session: Session, frame: dict[str, Any]) -> None:
         frame_id = frame.get("id")
         if not isinstance(frame_id, str):
@@ -458,8 +470,12 @@ class AppSocket:
         except ProtocolViolation as bad:
             await self._send(
                 dumps(
-                    {"type": "update_tools_reply", "id": frame_id, "ok": False,
-                     "error": bad.as_error()}
+                    {
+                        "type": "update_tools_reply",
+                        "id": frame_id,
+                        "ok": False,
+                        "error": bad.as_error(),
+                    }
                 )
             )
             return
@@ -485,10 +501,9 @@ class AppSocket:
         await self._send(dumps(reply))
 
     async def _send(self, text: str) -> None:
-        try:
+        # A socket going away is handled by the read loop when its disconnect arrives.
+        with contextlib.suppress(OSError, RuntimeError):
             await self.link.send(text)
-        except (OSError, RuntimeError):
-            pass  # the socket is going away; its disconnect is handled by the read loop
 
     async def _drain(self) -> None:
         """After closing: consume events until the socket is gone."""

@@ -67,8 +67,9 @@ class RelayConfig(BaseSettings):
         L.HEARTBEAT_TIMEOUT_MS, ge=1, description="An app silent this long is closed 4408 (ms)."
     )
     resume_grace_ms: int = Field(
-        L.RESUME_GRACE_MS, ge=0, description="How long a dropped app's session is held (ms); 0 "
-        "ends sessions at once.",
+        L.RESUME_GRACE_MS,
+        ge=0,
+        description="How long a dropped app's session is held (ms); 0 ends sessions at once.",
     )
     max_resume_sockets: int = Field(
         L.MAX_RESUME_SOCKETS, ge=1, description="Waiting ?session= sockets per session (4409)."

@@ -36,8 +36,14 @@ def routes(relay: RelayState) -> list[Route]:
         session = hub.get(request.path_params["sid"])
         if session is None:
             return JSONResponse(
-                {"session": False, "appConnected": False, "lastFrameAt": None,
-                 "heldUntil": None, "tokens": 0, "tasks": 0}
+                {
+                    "session": False,
+                    "appConnected": False,
+                    "lastFrameAt": None,
+                    "heldUntil": None,
+                    "tokens": 0,
+                    "tasks": 0,
+                }
             )
         return JSONResponse(session.debug_state())
 

@@ -45,9 +45,7 @@ class Hub:
             while session_id in self.sessions:
                 session_id = ids.new_session_id()
         secret = ids.new_resume_secret()
-        session = Session(
-            session_id, registration, ids.digest(secret), link, self.limits, self
-        )
+        session = Session(session_id, registration, ids.digest(secret), link, self.limits, self)
         self.sessions[session_id] = session
         event("session_registered", session=session_id, app=registration.app_id)
         return session, secret

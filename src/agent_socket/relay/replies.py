@@ -7,12 +7,13 @@ sandbox CSP and ``nosniff``, and markup types are downgraded to plain text.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeGuard
 
 import orjson
 
 from agent_socket.protocol.errors import BAD_GATEWAY, HTTP_STATUS, ErrorCode, error_body
 from agent_socket.protocol.ids import TASK_ID_RE
+from agent_socket.protocol.limits import utf16_units
 
 JSON_TYPE = "application/json; charset=utf-8"
 TEXT_TYPE = "text/plain; charset=utf-8"
@@ -62,7 +63,7 @@ def bad_reply(message: str) -> Response:
     return error(ErrorCode.PROTOCOL_ERROR, message, BAD_GATEWAY)
 
 
-def valid_status(status: Any) -> bool:
+def valid_status(status: Any) -> TypeGuard[int]:
     return type(status) is int and 200 <= status <= 599
 
 
@@ -91,6 +92,7 @@ def render(frame: dict[str, Any]) -> Response:
     status = frame.get("status")
     if not valid_status(status):
         return bad_reply("the app replied with an invalid status")
+    # From here on ``status`` is an int in 200–599.
     content_type = _content_type(frame.get("headers"))
     if isinstance(content_type, str):
         if _has_control(content_type):
@@ -110,25 +112,26 @@ def render(frame: dict[str, Any]) -> Response:
 def interpret(frame: dict[str, Any]) -> Response | StartTask:
     """A ``tool_reply`` → the response, or the start of an async task (§2.4)."""
     task_id = frame.get("taskId")
-    if frame.get("status") == 202 and type(frame.get("status")) is int and task_id not in (None, ""):
+    status = frame.get("status")
+    if type(status) is int and status == 202 and task_id not in (None, ""):
         if not isinstance(task_id, str) or TASK_ID_RE.match(task_id) is None:
             return bad_reply("the app replied with an invalid taskId")
         return StartTask(task_id)
     return render(frame)
 
 
-def task_result(frame: dict[str, Any], limits_result_bytes: int, limits_type_chars: int) -> Response | None:
+def task_result(frame: dict[str, Any], max_bytes: int, max_type_chars: int) -> Response | None:
     """A ``task_complete`` → the stored result, or None when the frame must be dropped."""
     if not valid_status(frame.get("status")):
         return None
     content_type = _content_type(frame.get("headers"))
-    if isinstance(content_type, str) and len(content_type) > limits_type_chars:
+    if isinstance(content_type, str) and utf16_units(content_type) > max_type_chars:
         return None
     if "body" in frame:
         try:
             size = len(orjson.dumps(frame["body"]))
         except TypeError:
             return None
-        if size > limits_result_bytes:
+        if size > max_bytes:
             return None
     return render(frame)

@@ -201,7 +201,8 @@ class Session:
             self.pending.pop(call_id, None)
 
     def on_tool_reply(self, frame: dict[str, Any]) -> None:
-        future = self.pending.pop(frame.get("id"), None) if isinstance(frame.get("id"), str) else None
+        call_id = frame.get("id")
+        future = self.pending.pop(call_id, None) if isinstance(call_id, str) else None
         if future is not None and not future.done():
             future.set_result(frame)
 

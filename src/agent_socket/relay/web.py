@@ -27,7 +27,8 @@ WebSocket to <code>/v1/_ws</code>; the AI needs nothing but plain HTTPS: it read
 <h2>Connect an app</h2>
 <pre>pip install agent-socket
 python -c "from agent_socket import App; app = App('hello'); app.run('{origin}')"</pre>
-<p>In a web page, import the browser SDK from <a href="/sdk/agent-socket.js">/sdk/agent-socket.js</a>
+<p>In a web page, import the browser SDK from
+<a href="/sdk/agent-socket.js">/sdk/agent-socket.js</a>
 and see the <a href="/examples/">examples</a>.</p>
 <p>Version {version} · <a href="/healthz">health</a> ·
 docs: <code>docs/</code> in the agent-socket repository.</p>
