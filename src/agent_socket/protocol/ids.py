@@ -1,5 +1,7 @@
 """Identifiers and credentials — PROTOCOL.md §1.
 
+Patterns end in ``\\Z``, not ``$``: in Python ``$`` also matches before a trailing newline.
+
 Session ids are public (they route); verifiers and resume secrets are credentials. The relay
 keeps only SHA-256 digests of credentials and compares digests in constant time.
 """
@@ -14,12 +16,12 @@ import secrets
 
 CROCKFORD = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
 
-SESSION_ID_RE = re.compile(r"^[0-9A-HJKMNP-TV-Z]{8}$")
-TOKEN_RE = re.compile(r"^as_([0-9A-HJKMNP-TV-Z]{8})_([A-Za-z0-9_-]{22})$")
-SECRET_RE = re.compile(r"^[A-Za-z0-9_-]{43}$")
-APP_ID_RE = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")
-TASK_ID_RE = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
-TOOL_PATH_RE = re.compile(r"^/[a-zA-Z0-9_\-/.]+$")
+SESSION_ID_RE = re.compile(r"^[0-9A-HJKMNP-TV-Z]{8}\Z")
+TOKEN_RE = re.compile(r"^as_([0-9A-HJKMNP-TV-Z]{8})_([A-Za-z0-9_-]{22})\Z")
+SECRET_RE = re.compile(r"^[A-Za-z0-9_-]{43}\Z")
+APP_ID_RE = re.compile(r"^[A-Za-z0-9_.-]{1,64}\Z")
+TASK_ID_RE = re.compile(r"^[A-Za-z0-9_-]{1,64}\Z")
+TOOL_PATH_RE = re.compile(r"^/[a-zA-Z0-9_\-/.]+\Z")
 
 TOKEN_PREFIX = "as_"
 

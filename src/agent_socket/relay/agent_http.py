@@ -31,7 +31,6 @@ _OFFLINE = replies.error(
     "the app is not connected; retry shortly, or ask the user to reconnect it",
 )
 _TOO_LARGE = replies.error(ErrorCode.BODY_TOO_LARGE, "the request body is over the size limit")
-_CLOSE = ((b"connection", b"close"),)
 
 
 class _Disconnected(Exception):
@@ -53,7 +52,11 @@ def _forwarded_headers(scope: Scope) -> dict[str, str]:
 
 
 async def _read_body(scope: Scope, receive: Receive, cap: int) -> bytes | None:
-    """The whole body, or None as soon as it is known to exceed ``cap``."""
+    """The whole body, or None as soon as it is known to exceed ``cap``.
+
+    The 413 is then sent at once; the server discards the rest of the body as it arrives, so a
+    client that keeps sending still reads its answer and keeps its connection.
+    """
     for key, value in scope["headers"]:
         if key == b"content-length":
             try:
@@ -138,8 +141,6 @@ class AgentSurface:
         headers = [*LINK_HEADERS, *response.extra_headers]
         if response.sandboxed:
             headers.extend(SANDBOX_HEADERS)
-        if response is _TOO_LARGE:
-            headers.extend(_CLOSE)
         body = response.body
         headers.append((b"content-type", response.content_type.encode("latin-1")))
         headers.append((b"content-length", str(len(body)).encode()))
