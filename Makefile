@@ -38,6 +38,18 @@ test: $(STAMP) system-deps
 test-fast: $(STAMP)
 	$(PY) -m pytest -q tests/unit
 
+## bench: relay throughput, latency, baseline and idle sessions; writes bench/RESULTS.md (ARGS="--quick")
+bench: $(STAMP)
+	@if ! command -v wrk >/dev/null 2>&1; then \
+		if [ "$$(id -u)" = 0 ]; then \
+			apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wrk >/dev/null; \
+		else \
+			sudo apt-get update -qq && sudo DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wrk >/dev/null; \
+		fi; \
+	fi
+	@[ -x $(VENV)/bin/py-spy ] || $(PY) -m pip install --quiet py-spy
+	$(PY) bench/run.py $(ARGS)
+
 lint: $(STAMP)
 	$(VENV)/bin/ruff check src tests
 	$(VENV)/bin/ruff format --check src tests

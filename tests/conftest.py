@@ -95,7 +95,9 @@ def start_relay(
 
 
 @contextlib.contextmanager
-def running_relay(*args: str, tmp: Path, env: dict[str, str] | None = None) -> Iterator[RelayProcess]:
+def running_relay(
+    *args: str, tmp: Path, env: dict[str, str] | None = None
+) -> Iterator[RelayProcess]:
     relay = start_relay(*args, tmp=tmp, env=env)
     try:
         yield relay

@@ -14,6 +14,7 @@ import typer
 from pydantic import ValidationError
 from pydantic.fields import FieldInfo
 
+from agent_socket.cli_agent import register as register_agent_commands
 from agent_socket.relay.config import RelayConfig
 
 app = typer.Typer(
@@ -95,12 +96,7 @@ def _demo(**options: Any) -> None:
     serve(config)
 
 
-try:  # the agent-side commands (call, tools) arrive with the Python SDK
-    from agent_socket import cli_agent
-except ImportError:  # pragma: no cover
-    pass
-else:
-    cli_agent.register(app)
+register_agent_commands(app)  # call, tools
 
 
 def main() -> None:

@@ -78,6 +78,7 @@ class App:
         self.frames: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
         self.handler: Handler | None = None
         self._reader: asyncio.Task[None] | None = None
+        self._answering: set[asyncio.Task[None]] = set()
         self._next_id = 0
 
     def start(self, handler: Handler | None = None) -> None:
@@ -91,7 +92,9 @@ class App:
                 frame = json.loads(raw)
                 if frame.get("type") == "tool_call":
                     self.calls.append(frame)
-                    asyncio.create_task(self._answer(frame))
+                    answer = asyncio.create_task(self._answer(frame))
+                    self._answering.add(answer)
+                    answer.add_done_callback(self._answering.discard)
                 else:
                     await self.frames.put(frame)
 
@@ -144,20 +147,3 @@ async def registered_app(
             if app._reader is not None:
                 app._reader.cancel()
 
-
-async def close_received(
-    ws: ClientConnection, timeout: float = 5
-) -> tuple[int | None, str | None]:
-    """Wait until the relay closes the socket; return the (code, reason) of its close frame.
-
-    Same as ``closed_with`` but reads the close frame where websockets >= 14's asyncio client
-    keeps it (``ws.protocol.close_rcvd``); ``(None, None)`` when the connection dropped without
-    a close frame.
-    """
-    with contextlib.suppress(Exception):
-        async with asyncio.timeout(timeout):
-            while True:
-                await ws.recv()
-    await asyncio.wait_for(ws.wait_closed(), timeout)
-    rcvd = ws.protocol.close_rcvd
-    return (rcvd.code, rcvd.reason) if rcvd is not None else (None, None)

@@ -11,8 +11,8 @@ import json
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
-from agent_socket.protocol.preamble import CONTRACT_MARKER
 from agent_socket.client.tools import Tool
+from agent_socket.protocol.preamble import CONTRACT_MARKER
 
 #: Schemas longer than this (as compact JSON) are not inlined; the agent reads tools.json.
 _INLINE_SCHEMA_CHARS = 600
@@ -69,7 +69,7 @@ def default_agents_md(
         "- A tool may answer `202` with a `taskId`: poll `GET $BASE/_as_tasks/<taskId>` (wait a "
         "second or two between polls) until the answer is no longer `202`; that is the result.\n"
         "- `400` with code `bad_input` means your input did not match the schema: the `details` "
-        "say what to fix. Other `{\"error\": …}` answers are the app's own errors: read the "
+        'say what to fix. Other `{"error": …}` answers are the app\'s own errors: read the '
         "message and adjust.\n"
         "- Errors from the relay: `401` the link is wrong or was revoked; `404` no such tool "
         "(check `tools.json`); `429` slow down and retry later; `503 app_offline` the app is not "

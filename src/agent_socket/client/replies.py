@@ -77,14 +77,14 @@ class Reply:
         self.headers: dict[str, str] = dict(headers or {})
 
     @classmethod
-    def text(cls, text: str, content_type: str = "text/plain; charset=utf-8", status: int = 200) -> Reply:
+    def text(
+        cls, text: str, content_type: str = "text/plain; charset=utf-8", status: int = 200
+    ) -> Reply:
         """A string sent as-is with ``content_type``."""
         return cls(text, status=status, content_type=content_type)
 
     @classmethod
-    def error(
-        cls, code: str, message: str, *, status: int = 400, details: Any = None
-    ) -> Reply:
+    def error(cls, code: str, message: str, *, status: int = 400, details: Any = None) -> Reply:
         """The error envelope ``{"error": {"code", "message", "details"?}}`` with ``status``."""
         return cls(error_envelope(code, message, details), status=status)
 

@@ -27,9 +27,9 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, ValidationError, create_model
 
+from agent_socket.client.replies import BAD_INPUT, Call, Reply
 from agent_socket.protocol.frames import is_reserved_path
 from agent_socket.protocol.ids import TOOL_PATH_RE
-from agent_socket.client.replies import BAD_INPUT, Call, Reply
 
 Handler = Callable[..., Any]
 
@@ -55,7 +55,8 @@ def check_path(path: str) -> str:
         raise ValueError(f"tool path {path!r} must match ^/[a-zA-Z0-9_\\-/.]+$")
     if is_reserved_path(path):
         raise ValueError(
-            f"tool path {path!r} is reserved (/agents.md, /tools.json and /_as_* belong to the relay)"
+            f"tool path {path!r} is reserved: /agents.md, /tools.json and /_as_* belong to "
+            "the relay"
         )
     return path
 
@@ -108,7 +109,9 @@ def _derive_input(func: Handler) -> _Input:
         if param.kind in (param.VAR_POSITIONAL, param.VAR_KEYWORD):
             raise TypeError(f"tool handler {func.__name__}: *args/**kwargs are not supported")
         if param.kind is param.POSITIONAL_ONLY:
-            raise TypeError(f"tool handler {func.__name__}: positional-only parameters are not supported")
+            raise TypeError(
+                f"tool handler {func.__name__}: positional-only parameters are not supported"
+            )
         annotation = hints.get(name, param.annotation)
         if annotation is inspect.Parameter.empty:
             annotation = Any
@@ -120,7 +123,7 @@ def _derive_input(func: Handler) -> _Input:
     if not fields:
         return _Input(None, None, None, tuple(call_params))
     if len(fields) == 1:
-        (name, (annotation, default)), = fields.items()
+        ((name, (annotation, default)),) = fields.items()
         if inspect.isclass(annotation) and issubclass(annotation, BaseModel) and default is ...:
             return _Input(
                 _clean_schema(annotation.model_json_schema()),
@@ -129,7 +132,7 @@ def _derive_input(func: Handler) -> _Input:
                 tuple(call_params),
                 (name,),
             )
-    model = create_model(  # type: ignore[call-overload]
+    model = create_model(
         f"{func.__name__}_input",
         __config__=ConfigDict(extra="forbid", arbitrary_types_allowed=True),
         **fields,
@@ -232,9 +235,10 @@ class Tool:
             kwargs[name] = getattr(validated, name)
         return kwargs
 
-    async def invoke(self, call: Call, executor: Executor | None) -> Any:
-        """Validate, then run the handler: coroutines on the loop, plain functions in ``executor``."""
-        kwargs = self.arguments(call)
+    async def run(self, kwargs: dict[str, Any], executor: Executor | None) -> Any:
+        """Run the handler with validated ``kwargs``: coroutine functions on the loop, plain
+        functions in ``executor`` (a worker thread). An awaitable returned by a plain function
+        is awaited on the loop."""
         func = self.handler
         if inspect.iscoroutinefunction(func):
             return await func(**kwargs)
@@ -244,12 +248,14 @@ class Tool:
             return await result
         return result
 
+    async def invoke(self, call: Call, executor: Executor | None = None) -> Any:
+        """Validate ``call`` (raising :class:`BadInput`), then run the handler."""
+        return await self.run(self.arguments(call), executor)
+
 
 def _bad_input(exc: ValidationError) -> BadInput:
     errors = exc.errors(include_url=False, include_input=False, include_context=False)
-    details = [
-        {"loc": list(err["loc"]), "msg": err["msg"], "type": err["type"]} for err in errors
-    ]
+    details = [{"loc": list(err["loc"]), "msg": err["msg"], "type": err["type"]} for err in errors]
     first = errors[0] if errors else None
     where = ".".join(str(part) for part in first["loc"]) if first and first["loc"] else "body"
     message = f"invalid input: {where}: {first['msg']}" if first else "invalid input"

@@ -52,6 +52,7 @@ class CloseCode(IntEnum):
     TOO_BIG = 1009
     INTERNAL = 1011
     RESTART = 1012
+    TRY_AGAIN = 1013
     INVALID_APP_ID = 4001
     INVALID_TOOLS = 4400
     RESUME_REJECTED = 4401
@@ -87,6 +88,7 @@ class CloseReason(StrEnum):
     RELAY_FULL = "relay full"
     DROPPED = "connection dropped"
     RESTARTING = "relay restarting"
+    TRY_AGAIN = "try again later"
 
 
 class ProtocolViolation(Exception):

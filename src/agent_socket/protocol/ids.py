@@ -73,6 +73,31 @@ def matches(credential: object, check_value: bytes) -> bool:
     return hmac.compare_digest(digest(credential), check_value)
 
 
+def seal_key(secret: str) -> bytes:
+    """A key derived from the resume secret: only an app that presents the secret can open what
+    the relay sealed with it (used for token verifiers in durable storage)."""
+    return hashlib.sha256(b"agent-socket/v1 seal\x00" + secret.encode("utf-8")).digest()
+
+
+def _pad(key: bytes, check_value: bytes, size: int) -> bytes:
+    return hmac.new(key, check_value, hashlib.sha256).digest()[:size]
+
+
+def seal_verifier(verifier: str, key: bytes) -> str:
+    """The verifier encrypted under ``key`` (a one-time pad bound to the verifier's digest)."""
+    raw = base64.urlsafe_b64decode(verifier + "==")
+    pad = _pad(key, digest(verifier), len(raw))
+    return _b64url(bytes(a ^ b for a, b in zip(raw, pad, strict=True)))
+
+
+def open_verifier(sealed: str, check_value: bytes, key: bytes) -> str | None:
+    """The verifier back from :func:`seal_verifier`, or None when the key is not the right one."""
+    raw = base64.urlsafe_b64decode(sealed + "==")
+    pad = _pad(key, check_value, len(raw))
+    verifier = _b64url(bytes(a ^ b for a, b in zip(raw, pad, strict=True)))
+    return verifier if hmac.compare_digest(digest(verifier), check_value) else None
+
+
 def redact(token: str) -> str:
     """What logs show of a token: the public session id, never the verifier."""
     parsed = parse_token(token)

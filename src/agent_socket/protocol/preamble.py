@@ -28,6 +28,8 @@ them, then act on them.
 - A `2xx` whose body holds `{{"error": …}}` is the app's own answer: read it and adjust.
 - `503` with code `app_offline` means the app is not connected right now. Retry shortly; if it
   persists, ask the user to reopen or reconnect the app and share a fresh link.
+- For clients that use them, the same tools are an MCP server (Streamable HTTP) at `$BASE/mcp`
+  and an OpenAPI 3.1 document at `$BASE/openapi.json` (GPT Actions); plain HTTP works anywhere.
 
 ---
 

@@ -8,12 +8,13 @@ from __future__ import annotations
 
 import time
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import orjson
 
 from agent_socket.protocol import ids
 from agent_socket.protocol.errors import ErrorCode
+from agent_socket.protocol.frames import Registration
 from agent_socket.relay import replies
 from agent_socket.relay.asgi import Receive, Scope, Send, header
 from agent_socket.relay.events import elapsed_ms, event
@@ -25,12 +26,15 @@ PREFIX = "/v1/t/"
 MARKDOWN = "text/markdown; charset=utf-8"
 TASKS_PREFIX = "/_as_tasks/"
 
-_NOT_FOUND = replies.error(ErrorCode.NOT_FOUND, "no such route")
-_OFFLINE = replies.error(
+NOT_FOUND = replies.error(ErrorCode.NOT_FOUND, "no such route")
+OFFLINE = replies.error(
     ErrorCode.APP_OFFLINE,
     "the app is not connected; retry shortly, or ask the user to reconnect it",
 )
 _TOO_LARGE = replies.error(ErrorCode.BODY_TOO_LARGE, "the request body is over the size limit")
+CSRF_DENIED = replies.error(
+    ErrorCode.CSRF_DENIED, "tool calls from web pages are refused (Sec-Fetch-Site)"
+)
 
 
 class _Disconnected(Exception):
@@ -91,7 +95,8 @@ def offline_for(ms: int) -> str:
     return f"offline for {seconds // 3600} h"
 
 
-def _held(session: Session) -> Response:
+def held_response(away_ms: int) -> Response:
+    """503 for a held session: the app may come back, so the agent is told when to retry."""
     return Response(
         503,
         replies.JSON_TYPE,
@@ -99,13 +104,42 @@ def _held(session: Session) -> Response:
             {
                 "error": {
                     "code": ErrorCode.APP_OFFLINE.value,
-                    "message": f"the app is away ({offline_for(session.away_for_ms())}); "
+                    "message": f"the app is away ({offline_for(away_ms)}); "
                     "retry shortly, and if it persists ask the user to reconnect it",
                 }
             }
         ),
         extra_headers=((b"retry-after", b"2"),),
     )
+
+
+def meta_response(registration: Registration, tail: str) -> Response | None:
+    """``agents.md``, ``tools.json`` and unknown ``/_as_*`` paths (§2.1, §2.2); None otherwise.
+    Task polls are answered by whoever holds the tasks."""
+    if tail == "/agents.md":
+        return Response(200, MARKDOWN, registration.agents_md_body)
+    if tail == "/tools.json":
+        return Response(200, replies.JSON_TYPE, registration.tools_json_body)
+    if tail.startswith("/_as_"):
+        return replies.error(ErrorCode.NOT_FOUND, f"no such framework path {tail}")
+    return None
+
+
+@dataclass(frozen=True, slots=True)
+class Call:
+    """An agent request after checks (1)–(3): all a node needs to answer it (§2.3)."""
+
+    method: str
+    tail: str
+    verifier: str
+    site: str | None
+    headers: dict[str, str]
+    body: bytes
+
+    @property
+    def cross_site(self) -> bool:
+        """Sent by a web page (§2.5): browsers set Sec-Fetch-Site, page scripts cannot."""
+        return bool(self.site) and self.site != "none"
 
 
 @dataclass(frozen=True, slots=True)
@@ -117,6 +151,9 @@ class LinkRequest:
     token: str
     tail: str
     body: bytes
+    #: The request's ASGI ``receive`` (its body already read): lets a streaming view notice
+    #: the client hanging up.
+    receive: Receive | None = None
 
 
 #: A view answers the whole request itself (it may stream) and returns the status it sent.
@@ -135,7 +172,7 @@ class AgentSurface:
         started = time.perf_counter()
         response, session_id, token, tail = await self._answer(scope, receive)
         if isinstance(response, LinkRequest):
-            status = await self.views[tail](response, send)
+            status = await self.views[tail](replace(response, receive=receive), send)
             self._log(scope, session_id, token, tail, status, started)
             return
         headers = [*LINK_HEADERS, *response.extra_headers]
@@ -182,7 +219,7 @@ class AgentSurface:
         tail = slash + rest
         parsed = ids.parse_token(token)
         if parsed is None:  # (1)
-            return _NOT_FOUND, "", token, tail
+            return NOT_FOUND, "", token, tail
         session_id, verifier = parsed
         if scope["type"] == "websocket" or any(k == b"upgrade" for k, _ in scope["headers"]):
             return (  # (2)
@@ -194,58 +231,65 @@ class AgentSurface:
         try:
             body = await _read_body(scope, receive, self.relay.limits.max_body_bytes)
         except _Disconnected:
-            return _NOT_FOUND, session_id, token, tail
+            return NOT_FOUND, session_id, token, tail
         if body is None:  # (3)
             return _TOO_LARGE, session_id, token, tail
-        response = await self._route(scope, token, session_id, verifier, tail, body)
-        return response, session_id, token, tail
-
-    async def _route(
-        self, scope: Scope, token: str, session_id: str, verifier: str, tail: str, body: bytes
-    ) -> Response | LinkRequest:
+        call = Call(
+            method=scope["method"].upper(),
+            tail=tail,
+            verifier=verifier,
+            site=header(scope, b"sec-fetch-site"),
+            headers=_forwarded_headers(scope),
+            body=body,
+        )
         session = self.relay.hub.get(session_id)
-        if session is None or session.state is State.ENDED:  # (4)
-            return _OFFLINE
+        if session is None:
+            cluster = self.relay.hub.cluster
+            if cluster is None:  # (4)
+                return OFFLINE, session_id, token, tail
+            return await cluster.route(session_id, call), session_id, token, tail
+        return await self.route(session, call, scope, token), session_id, token, tail
+
+    async def route(
+        self, session: Session, call: Call, scope: Scope | None = None, token: str = ""
+    ) -> Response | LinkRequest:
+        """Checks (4)–(11) and the call itself, for a session this process holds."""
+        if session.state is State.ENDED:  # (4)
+            return OFFLINE
+        tail = call.tail
         if tail in ("", "/"):  # (5)
-            return _NOT_FOUND
-        if not session.accepts(verifier):  # (6)
+            return NOT_FOUND
+        if not session.accepts(call.verifier):  # (6)
             return replies.error(ErrorCode.TOKEN_INVALID, "this link is unknown or was revoked")
         meta = self._meta(session, tail)  # (7)
         if meta is not None:
             return meta
-        method: str = scope["method"].upper()
-        if tail in self.views and (method, tail) not in session.registration.index:
-            return LinkRequest(scope, session, token, tail, body)
-        site = header(scope, b"sec-fetch-site")
-        if site and site != "none":  # (8)
-            return replies.error(
-                ErrorCode.CSRF_DENIED, "tool calls from web pages are refused (Sec-Fetch-Site)"
-            )
+        method = call.method
+        index = session.registration.index
+        if scope is not None and tail in self.views and (method, tail) not in index:
+            return LinkRequest(scope, session, token, tail, call.body)
+        if call.cross_site:  # (8)
+            return CSRF_DENIED
         if session.state is State.HELD:  # (9)
-            return _held(session)
+            return held_response(session.away_for_ms())
         if session.inflight_full:  # (10)
             return replies.error(
                 ErrorCode.TOO_MANY_INFLIGHT,
                 f"{self.relay.limits.max_inflight_per_session} calls already in flight; slow down",
             )
-        if (method, tail) not in session.registration.index:  # (11)
+        if (method, tail) not in index:  # (11)
             return replies.error(ErrorCode.NOT_FOUND, f"no tool for {method} {tail}")
-        return await self._call(session, method, tail, body, scope)
+        return await self._call(session, call)
 
     def _meta(self, session: Session, tail: str) -> Response | None:
-        registration = session.registration
-        if tail == "/agents.md":
-            return Response(200, MARKDOWN, registration.agents_md_body)
-        if tail == "/tools.json":
-            return Response(200, replies.JSON_TYPE, registration.tools_json_body)
         if tail.startswith(TASKS_PREFIX):
             return self._poll(session, tail[len(TASKS_PREFIX) :])
-        if tail.startswith("/_as_"):
-            return replies.error(ErrorCode.NOT_FOUND, f"no such framework path {tail}")
-        return None
+        return meta_response(session.registration, tail)
 
     def _poll(self, session: Session, task_id: str) -> Response:
         task = session.take_task(task_id)
+        if task is not None and task.result is not None:
+            self.relay.hub.task_changed(session, task_id)
         if task is None:
             return replies.error(ErrorCode.NOT_FOUND, "no such task (results are given once)")
         if task.result is None:
@@ -254,12 +298,10 @@ class AgentSurface:
             )
         return task.result
 
-    async def _call(
-        self, session: Session, method: str, tail: str, body: bytes, scope: Scope
-    ) -> Response:
+    async def _call(self, session: Session, call: Call) -> Response:
         try:
             reply = await session.call(
-                method, tail, body.decode("utf-8", "replace"), _forwarded_headers(scope)
+                call.method, call.tail, call.body.decode("utf-8", "replace"), call.headers
             )
         except CallFailed as failed:
             return replies.error(failed.code, failed.message)
@@ -271,4 +313,5 @@ class AgentSurface:
                 ErrorCode.TOO_MANY_TASKS,
                 f"the app has {self.relay.limits.max_tasks_per_session} tasks pending",
             )
+        self.relay.hub.task_changed(session, outcome.task_id)
         return replies.json_response(202, {"taskId": outcome.task_id}, sandboxed=True)

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import AsyncIterator
+from typing import TYPE_CHECKING
 
 import orjson
 from starlette.applications import Starlette
@@ -28,6 +29,10 @@ from agent_socket.relay.agent_http import PREFIX, AgentSurface
 from agent_socket.relay.asgi import Receive, Scope, Send, deny_upgrade, respond
 from agent_socket.relay.config import RelayConfig
 from agent_socket.relay.state import RelayState
+from agent_socket.relay.views import link_views
+
+if TYPE_CHECKING:
+    from agent_socket.relay.cluster import NatsCluster
 
 APP_SOCKET_PATH = "/v1/_ws"
 _JSON = "application/json; charset=utf-8"
@@ -43,7 +48,8 @@ class RelayApp:
 
     def __init__(self, config: RelayConfig) -> None:
         self.state = RelayState(config)
-        self.agents = AgentSurface(self.state)
+        self.agents = AgentSurface(self.state, link_views(self.state))
+        self.cluster = _cluster(self.state, self.agents) if config.nats else None
         extra: list[BaseRoute] = debug.routes(self.state) if config.debug else []  # type: ignore[assignment]
         self.site = Starlette(
             routes=[*extra, *web.routes(self.state)],
@@ -81,9 +87,27 @@ class RelayApp:
 
     @contextlib.asynccontextmanager
     async def _lifespan(self, app: Starlette) -> AsyncIterator[None]:
+        if self.cluster is not None:
+            await self.cluster.start()
         yield
-        # Shutdown: app sockets go with 1012 so SDKs reconnect (to this relay once it is back).
+        # Shutdown: app sockets go with 1012 so SDKs reconnect (to this relay once it is back,
+        # or in cluster mode to any relay: the sessions stay in the cluster's storage).
         self.state.hub.close_all(CloseCode.RESTART, CloseReason.RESTARTING)
+        if self.cluster is not None:
+            await self.cluster.stop()
+
+
+def _cluster(state: RelayState, agents: AgentSurface) -> NatsCluster:
+    try:
+        from agent_socket.relay.cluster import NatsCluster
+    except ImportError as missing:  # pragma: no cover - depends on the install
+        raise SystemExit(
+            "cluster mode (--nats) needs the NATS client: pip install 'agent-socket[cluster]'"
+        ) from missing
+    cluster = NatsCluster(state, state.config.nats or "", state.config.nats_bucket)
+    cluster.surface = agents
+    state.hub.cluster = cluster
+    return cluster
 
 
 def create_app(config: RelayConfig | None = None) -> RelayApp:

@@ -36,7 +36,7 @@ from agent_socket.protocol.limits import MAX_REVOKE_ON_RESUME, utf16_units
 from agent_socket.relay import replies
 from agent_socket.relay.asgi import Receive, Scope, Send, client_host, deny_upgrade, header
 from agent_socket.relay.events import event
-from agent_socket.relay.hub import RelayFull
+from agent_socket.relay.hub import ClusterUnavailable, RelayFull
 from agent_socket.relay.ratelimit import client_address
 from agent_socket.relay.session import Session, State
 from agent_socket.relay.state import RelayState
@@ -227,6 +227,8 @@ class AppSocket:
             self.link.close(CloseCode.RELAY_FULL, CloseReason.RELAY_FULL)
             return
         self.session = session
+        await hub.attached(session)
+        await hub.persist(session)
         await self._send(
             dumps(
                 {
@@ -276,23 +278,41 @@ class AppSocket:
             frame = _object(item) if item is not None else None
             if frame is None:
                 continue
-            if frame["type"] == "resume":
-                return await self._resume(session_id, frame)
-            if frame["type"] == "end":
-                await self._end(session_id, frame)
+            try:
+                if frame["type"] == "resume":
+                    return await self._resume(session_id, frame)
+                if frame["type"] == "end":
+                    await self._end(session_id, frame)
+            except ClusterUnavailable:
+                # Not a refusal: the SDK retries later and keeps its session.
+                self.link.close(CloseCode.TRY_AGAIN, CloseReason.TRY_AGAIN)
         return False
 
-    def _authorised(self, session_id: str, frame: dict[str, Any]) -> Session | None:
-        """The session when the frame proves the app holds its secret; one answer otherwise."""
-        session = self.relay.hub.get(session_id)
-        same_id = frame.get("sessionId") == session_id
-        if session is None or session.state is State.ENDED:
-            return None
+    @staticmethod
+    def _proves(session_id: str, frame: dict[str, Any], secret_check: bytes) -> bool:
+        """Whether a resume/end frame proves the app holds this session's secret."""
         secret = frame.get("secret")
         well_formed = isinstance(secret, str) and ids.SECRET_RE.match(secret) is not None
-        if not (ids.matches(secret, session.secret_check) and same_id and well_formed):
+        same_id = frame.get("sessionId") == session_id
+        return ids.matches(secret, secret_check) and well_formed and same_id
+
+    async def _authorised(self, session_id: str, frame: dict[str, Any]) -> Session | None:
+        """The session when the frame proves the app holds its secret; one answer otherwise.
+
+        In cluster mode a session held by another node (or by none) is taken over from the
+        durable state: the previous owner lets go of it first.
+        """
+        hub = self.relay.hub
+        session = hub.get(session_id)
+        if session is None and hub.cluster is not None:
+            return await hub.cluster.take_over(
+                session_id,
+                lambda check: self._proves(session_id, frame, check),
+                str(frame.get("secret", "")),
+            )
+        if session is None or session.state is State.ENDED:
             return None
-        return session
+        return session if self._proves(session_id, frame, session.secret_check) else None
 
     async def _resume(self, session_id: str, frame: dict[str, Any]) -> bool:
         try:
@@ -300,7 +320,7 @@ class AppSocket:
         except ProtocolViolation as bad:
             await self._refuse(bad)
             return False
-        session = self._authorised(session_id, frame)
+        session = await self._authorised(session_id, frame)
         if session is None:
             await self._send(
                 error_reply("register_reply", None, ErrorCode.RESUME_FAILED, "resume was refused")
@@ -313,6 +333,9 @@ class AppSocket:
                 session.revoke(token)
         session.attach(self.link, registration)
         self.session = session
+        hub = self.relay.hub
+        await hub.attached(session)
+        await hub.persist(session)
         event("session_resumed", session=session.id, app=registration.app_id)
         await self._send(
             dumps(
@@ -328,14 +351,23 @@ class AppSocket:
         return True
 
     async def _end(self, session_id: str, frame: dict[str, Any]) -> None:
-        session = self._authorised(session_id, frame)
-        if session is None:
+        hub = self.relay.hub
+        if hub.get(session_id) is None and hub.cluster is not None:
+            ended = await hub.cluster.end_elsewhere(
+                session_id, lambda check: self._proves(session_id, frame, check)
+            )
+            session = None
+        else:
+            session = await self._authorised(session_id, frame)
+            ended = session is not None
+        if not ended:
             await self._send(
                 error_reply("end_reply", None, ErrorCode.RESUME_FAILED, "end was refused")
             )
             self.link.close(CloseCode.RESUME_REJECTED, CloseReason.END_REJECTED)
             return
-        session.end("app sent end")
+        if session is not None:
+            session.end("app sent end")
         await self._send(dumps({"type": "end_reply", "ok": True}))
         self.link.close(CloseCode.NORMAL, CloseReason.SESSION_ENDED)
 
@@ -432,6 +464,7 @@ class AppSocket:
             )
             return
         event("token_minted", session=session.id, token=ids.redact(record.token))
+        await self.relay.hub.persist(session)
         await self._send(
             dumps(
                 {
@@ -458,6 +491,7 @@ class AppSocket:
             )
             return
         event("token_revoked", session=session.id, token=ids.redact(frame["token"]))
+        await self.relay.hub.persist(session)
         reply = {"type": "revoke_agent_token_reply", "id": frame.get("id"), "ok": True}
         await self._send(dumps(reply))
 
@@ -480,6 +514,7 @@ class AppSocket:
             )
             return
         event("tools_updated", session=session.id, tools=len(session.registration.tools))
+        await self.relay.hub.persist(session)
         await self._send(dumps({"type": "update_tools_reply", "id": frame_id, "ok": True}))
 
     def _task_complete(self, session: Session, frame: dict[str, Any]) -> None:
@@ -491,6 +526,7 @@ class AppSocket:
         )
         if result is not None:
             session.complete_task(task_id, result)
+            self.relay.hub.task_changed(session, task_id)
 
     # ---- small helpers -----------------------------------------------------------------------
 

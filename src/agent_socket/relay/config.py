@@ -93,6 +93,16 @@ class RelayConfig(BaseSettings):
         "held sessions end first.",
     )
 
+    nats: str | None = Field(
+        None,
+        description="NATS server URLs (nats://host:4222, comma-separated) — turns on cluster "
+        "mode: sessions live in JetStream KV and any relay answers any link. Needs the "
+        "'cluster' extra (pip install 'agent-socket[cluster]').",
+    )
+    nats_bucket: str = Field(
+        "agent_socket_sessions", description="JetStream KV bucket holding the sessions."
+    )
+
     def limits(self) -> L.Limits:
         names = L.Limits.__dataclass_fields__
         return L.Limits(**{name: getattr(self, name) for name in names})

@@ -51,7 +51,10 @@ def routes(relay: RelayState) -> list[Route]:
         """Forget the live object as a restart would: the socket goes, durable state stays."""
         session = hub.get(request.path_params["sid"])
         if session is not None and session.state is State.ATTACHED:
-            session.drop(CloseCode.INTERNAL, "evicted by debug")
+            if hub.cluster is not None:  # the durable state lives on in the cluster's storage
+                hub.release(session, CloseCode.INTERNAL, "evicted by debug")
+            else:
+                session.drop(CloseCode.INTERNAL, "evicted by debug")
         return PlainTextResponse(_OK)
 
     return [

@@ -90,15 +90,23 @@ class Session:
         session_id: str,
         registration: Registration,
         secret_check: bytes,
-        link: AppLink,
+        link: AppLink | None,
         limits: Limits,
         events: SessionEvents,
+        seal_key: bytes = b"",
     ) -> None:
+        """A session attached to ``link``; with ``link=None``, a held session being restored
+        from durable state (``attach`` follows)."""
         self.id = session_id
+        #: Set, then replaced by a fresh event, each time the registration is replaced
+        #: (update_tools, resume): MCP streams wait on it to send tools/list_changed (mcp.py).
+        self.registration_changed = asyncio.Event()
         self.registration = registration
         self.secret_check = secret_check
+        #: Derived from the resume secret; seals token verifiers in durable storage.
+        self.seal_key = seal_key
         self.limits = limits
-        self.state = State.ATTACHED
+        self.state = State.ATTACHED if link is not None else State.HELD
         self.link: AppLink | None = link
         self.tokens: dict[bytes, TokenRecord] = {}
         self.tasks: dict[str, Task] = {}
@@ -109,8 +117,20 @@ class Session:
         self._events = events
         self._loop = asyncio.get_running_loop()
         self._last_frame_mono = self._loop.time()
-        self._liveness = self._loop.call_later(self._liveness_s, self._check_liveness)
+        self._liveness: asyncio.TimerHandle | None = None
+        if link is not None:
+            self._liveness = self._loop.call_later(self._liveness_s, self._check_liveness)
         self._hold_timer: asyncio.TimerHandle | None = None
+
+    @property
+    def registration(self) -> Registration:
+        return self._registration
+
+    @registration.setter
+    def registration(self, registration: Registration) -> None:
+        self._registration = registration
+        changed, self.registration_changed = self.registration_changed, asyncio.Event()
+        changed.set()
 
     # ---- liveness (§3.5) -------------------------------------------------------------------
 
@@ -243,7 +263,7 @@ class Session:
         if link is not None:
             link.close(code, reason)
         self._fail_pending("the app's connection dropped during the call")
-        self._liveness.cancel()
+        self._cancel_timers()
         if self.limits.resume_grace_ms <= 0:
             self.end("hold window is 0")
             return
@@ -276,11 +296,8 @@ class Session:
         self.state = State.ATTACHED
         self.away_since = None
         self.held_until = None
-        if self._hold_timer is not None:
-            self._hold_timer.cancel()
-            self._hold_timer = None
         self.touch()
-        self._liveness.cancel()
+        self._cancel_timers()
         self._liveness = self._loop.call_later(self._liveness_s, self._check_liveness)
 
     def end(
@@ -302,10 +319,29 @@ class Session:
         self._fail_pending("the session ended")
         self.tokens.clear()
         self.tasks.clear()
-        self._liveness.cancel()
+        self._cancel_timers()
+        self._events.ended(self, why)
+
+    def release(self, code: int, reason: str) -> None:
+        """Let go of this in-process object without ending the session (its durable state lives
+        on): another relay node takes the session over, or a debug eviction simulates a restart.
+        """
+        if self.state is State.ENDED:
+            return
+        link, self.link = self.link, None
+        if link is not None:
+            link.close(code, reason)
+        self._fail_pending("the app's connection moved")
+        self._cancel_timers()
+        self.state = State.ENDED  # this object is spent; the session itself is not
+
+    def _cancel_timers(self) -> None:
+        if self._liveness is not None:
+            self._liveness.cancel()
+            self._liveness = None
         if self._hold_timer is not None:
             self._hold_timer.cancel()
-        self._events.ended(self, why)
+            self._hold_timer = None
 
     def away_for_ms(self) -> int:
         return 0 if self.away_since is None else now_ms() - self.away_since

@@ -42,9 +42,10 @@ def routes(relay: RelayState) -> list[BaseRoute]:
         return HTMLResponse(LANDING.format(origin=origin, version=__version__))
 
     async def healthz(request: Request) -> Response:
-        return JSONResponse(
-            {"status": "ok", "version": __version__, "sessions": len(relay.hub.sessions)}
-        )
+        health = {"status": "ok", "version": __version__, "sessions": len(relay.hub.sessions)}
+        if relay.hub.cluster is not None:
+            health["nats"] = relay.hub.cluster.status()
+        return JSONResponse(health)
 
     out: list[BaseRoute] = [Route("/", landing), Route("/healthz", healthz)]
     if WEB_DIR.is_dir():
