@@ -6,7 +6,7 @@ stdout, then answer every ``tool_call`` until it is terminated:
 
 * ``POST /echo``  — ``tool_reply`` 200 with the call's body sent back as-is (JSON content-type);
 * ``POST /async`` — ``tool_reply`` 202 with a fresh ``taskId``, then ``task_complete``
-  ``--task-delay-ms`` later (default 5 ms).
+  ``--task-delay-ms`` later (default 20 ms).
 
 Why the delay: the relay (as of issue 8) records a task only when the agent's HTTP handler
 resumes after the 202 reply, so a ``task_complete`` that arrives in the same read as the reply
@@ -116,7 +116,7 @@ async def serve(url: str, task_delay_s: float) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
     parser.add_argument("--url", required=True, help="the relay's ws://…/v1/_ws")
-    parser.add_argument("--task-delay-ms", type=float, default=5.0)
+    parser.add_argument("--task-delay-ms", type=float, default=20.0)
     args = parser.parse_args()
     with contextlib.suppress(KeyboardInterrupt):
         uvloop.run(serve(args.url, args.task_delay_ms / 1000))

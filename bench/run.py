@@ -70,7 +70,7 @@ IDLE_FLAGS = ("--ws-rate-limit", "1000000")
 DISTURBED = 0.15
 
 #: The echo app completes an async task this long after its 202 (see bench/echo_app.py).
-ASYNC_TASK_DELAY_MS = 5.0
+ASYNC_TASK_DELAY_MS = 20.0
 
 GOAL_RPS_64 = 10_000
 GOAL_RATIO = 0.4
@@ -238,6 +238,7 @@ class Bench:
             text = text.replace(secret, placeholder)
         text = re.sub(r"127\.0\.0\.1:\d+", "127.0.0.1:$PORT", text)
         text = re.sub(r"--port \d+", "--port $PORT", text)
+        text = re.sub(r"--pid \d+", "--pid $RELAY_PID", text)
         if text not in self._seen_commands:
             self._seen_commands.add(text)
             self.commands.append((what, text))
@@ -829,13 +830,21 @@ def limits_text(results: Results) -> list[str]:
         cpu = row.relay.cpu.get("relay", 0.0)
         app = row.relay.cpu.get("app", 0.0)
         if row.connections > 1 and row.test.endswith(" B"):
-            bound = "the relay's core" if cpu >= 0.9 else "not the relay's core"
+            relay_us = row.relay.cpu_us_per_request("relay")
+            base_us = row.baseline.cpu_us_per_request("baseline") if row.baseline else None
+            saturated = (
+                "the relay's core was saturated"
+                if cpu >= 0.9
+                else "the relay's core was not saturated (the limit was elsewhere: other load, "
+                "the app or wrk)"
+            )
+            projected = f"{1e6 / relay_us:,.0f}" if relay_us else "–"
+            cost = f"{base_us / relay_us:.2f}" if relay_us and base_us else "–"
             out.append(
                 f"- {row.test} @ {row.connections}: relay core at {cpu * 100:.0f} %, app at "
-                f"{app * 100:.0f} % → limited by {bound}; the relay spends "
-                f"{num(row.relay.cpu_us_per_request('relay'), 1)} µs of CPU per call vs "
-                f"{num(row.baseline.cpu_us_per_request('baseline') if row.baseline else None, 1)}"
-                " µs per baseline request."
+                f"{app * 100:.0f} % → {saturated}. The relay spends {num(relay_us, 1)} µs of CPU "
+                f"per call vs {num(base_us, 1)} µs per baseline request (CPU-cost ratio {cost}); "
+                f"on a dedicated core that is ≈ {projected} calls/s."
             )
     if results.idle:
         idle = results.idle
@@ -933,7 +942,8 @@ def write_report(settings: Settings, bench: Bench, results: Results, started: st
     lines += [
         "## Commands",
         "",
-        "`$PORT` is a free port chosen per run; `$TOKEN` the minted agent token.",
+        "`$PORT` is a free port chosen per run; `$TOKEN` the minted agent token; `$RELAY_PID` "
+        "the throughput relay's process id.",
         "",
         "```sh",
         *[f"# {what}\n{cmd}" for what, cmd in bench.commands],

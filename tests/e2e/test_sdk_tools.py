@@ -136,6 +136,10 @@ def build_app() -> App:
 
         return Deferred(work())
 
+    @app.tool("/instant-task", long_running=True)
+    async def instant_task() -> int:
+        return 1
+
     @app.tool("/huge-task", long_running=True)
     async def huge_task() -> str:
         return "x" * 70_000
@@ -318,3 +322,18 @@ async def test_plain_http_client_sees_the_same(served: tuple[App, Session, str])
     assert response.status_code == 400
     assert response.json()["error"]["code"] == "bad_input"
     assert response.json()["error"]["details"][0]["loc"] == ["a"]
+
+
+async def test_task_completing_at_once_is_not_lost(served: tuple[App, Session, str]) -> None:
+    """``task_complete`` right behind its ``202`` reply must complete the task (§2.4).
+
+    The SDK sends the 202 ``tool_reply`` and then, on the same socket, the ``task_complete``; a
+    relay that records the task only when the agent's HTTP handler resumes drops the completion
+    and the agent polls ``202`` forever.
+    """
+    async with AgentClient(served[2], poll_interval=0.05, task_timeout=3) as agent:
+        results = await asyncio.gather(
+            *(agent.call("/instant-task") for _ in range(20)), return_exceptions=True
+        )
+    lost = [item for item in results if item != 1]
+    assert not lost, f"{len(lost)} of 20 results lost: {lost[0]!r}"

@@ -13,7 +13,7 @@ from agent_socket.protocol.errors import CloseCode, ErrorCode
 from agent_socket.protocol.frames import parse_registration
 from agent_socket.protocol.limits import Limits
 from agent_socket.relay.hub import Hub, RelayFull
-from agent_socket.relay.replies import Response
+from agent_socket.relay.replies import Response, StartTask
 from agent_socket.relay.session import CallFailed, Session, State
 
 LIMITS = Limits(max_sync_tool_ms=300, heartbeat_timeout_ms=2000, resume_grace_ms=300)
@@ -51,7 +51,8 @@ async def test_a_call_is_answered_by_the_matching_reply() -> None:
     assert frame["type"] == "tool_call" and frame["path"] == "/t"
     session.on_tool_reply({"id": "unknown", "status": 500})
     session.on_tool_reply({"id": frame["id"], "status": 200, "body": 1})
-    assert (await call)["body"] == 1
+    response = await call
+    assert isinstance(response, Response) and (response.status, response.body) == (200, b"1")
     assert session.pending == {}
 
 
@@ -122,6 +123,30 @@ async def test_tokens_cap_revoke_and_lookup() -> None:
     assert session.revoke(first.token) and not session.accepts(verifier)
     assert not session.revoke(first.token)
     assert not session.revoke("as_ZZZZZZZZ_" + verifier)
+
+
+async def test_a_task_is_recorded_when_its_202_arrives() -> None:
+    _, session, link, _ = new_session()
+    call = asyncio.create_task(session.call("POST", "/t", "", {}))
+    await asyncio.sleep(0)
+    session.on_tool_reply({"id": link.sent[-1]["id"], "status": 202, "taskId": "job"})
+    # A task_complete read right after the 202 must find the task, before the caller resumes.
+    assert "job" in session.tasks
+    session.complete_task("job", Response(200, "application/json", b"1"))
+    assert await call == StartTask("job")
+    done = session.take_task("job")
+    assert done is not None and done.result is not None
+
+
+async def test_a_full_task_table_answers_too_many_tasks() -> None:
+    _, session, link, _ = new_session(replace(LIMITS, max_tasks_per_session=1))
+    assert session.start_task("first")
+    call = asyncio.create_task(session.call("POST", "/t", "", {}))
+    await asyncio.sleep(0)
+    session.on_tool_reply({"id": link.sent[-1]["id"], "status": 202, "taskId": "second"})
+    response = await call
+    assert isinstance(response, Response) and response.status == 503
+    assert b"too_many_tasks" in response.body and "second" not in session.tasks
 
 
 async def test_tasks_cap_overwrite_and_single_delivery() -> None:

@@ -18,6 +18,7 @@ from agent_socket.protocol.frames import Registration
 from agent_socket.relay import replies
 from agent_socket.relay.asgi import Receive, Scope, Send, header
 from agent_socket.relay.events import elapsed_ms, event
+from agent_socket.relay.hub import Cluster, ClusterUnavailable
 from agent_socket.relay.replies import LINK_HEADERS, SANDBOX_HEADERS, Response
 from agent_socket.relay.session import CallFailed, Session, State
 from agent_socket.relay.state import RelayState
@@ -35,6 +36,7 @@ _TOO_LARGE = replies.error(ErrorCode.BODY_TOO_LARGE, "the request body is over t
 CSRF_DENIED = replies.error(
     ErrorCode.CSRF_DENIED, "tool calls from web pages are refused (Sec-Fetch-Site)"
 )
+TOKEN_INVALID = replies.error(ErrorCode.TOKEN_INVALID, "this link is unknown or was revoked")
 
 
 class _Disconnected(Exception):
@@ -144,10 +146,18 @@ class Call:
 
 @dataclass(frozen=True, slots=True)
 class LinkRequest:
-    """An authenticated request to one of a link's extra views (MCP, OpenAPI, …)."""
+    """An authenticated request to one of a link's extra views (MCP, OpenAPI, …), on whichever
+    node received it. It holds no session object: a view reads ``registration`` (the app's at
+    the time of the request) and makes calls and task polls through ``surface.answer``, which
+    works whether the session lives on this node, on another one, or only in durable storage.
+    """
 
     scope: Scope
-    session: Session
+    session_id: str
+    #: The token's verifier, checked live when the request arrived.
+    verifier: str
+    registration: Registration
+    surface: AgentSurface
     token: str
     tail: str
     body: bytes
@@ -247,8 +257,81 @@ class AgentSurface:
             cluster = self.relay.hub.cluster
             if cluster is None:  # (4)
                 return OFFLINE, session_id, token, tail
+            if tail in self.views:
+                view = await self._remote_view(cluster, session_id, call, scope, token)
+                if view is not None:
+                    return view, session_id, token, tail
             return await cluster.route(session_id, call), session_id, token, tail
         return await self.route(session, call, scope, token), session_id, token, tail
+
+    async def _remote_view(
+        self, cluster: Cluster, session_id: str, call: Call, scope: Scope, token: str
+    ) -> Response | LinkRequest | None:
+        """A view path of a session another node holds (or only storage has): checks (4)–(6)
+        against the durable state. None when the app registered a tool at that method and path
+        (the tool wins: the caller routes the call to the owner as usual)."""
+        try:
+            snapshot = await cluster.load(session_id)
+        except ClusterUnavailable:
+            return replies.error(
+                ErrorCode.APP_OFFLINE, "the relay cluster is unavailable; retry shortly"
+            )
+        if snapshot is None:  # (4)
+            return OFFLINE
+        # (5): a view path is never empty.
+        if not snapshot.accepts(call.verifier):  # (6)
+            return TOKEN_INVALID
+        registration = snapshot.registration
+        if (call.method, call.tail) in registration.index:
+            return None
+        return self._link_request(scope, session_id, call, registration, token)
+
+    def _link_request(
+        self, scope: Scope, session_id: str, call: Call, registration: Registration, token: str
+    ) -> LinkRequest:
+        return LinkRequest(
+            scope=scope,
+            session_id=session_id,
+            verifier=call.verifier,
+            registration=registration,
+            surface=self,
+            token=token,
+            tail=call.tail,
+            body=call.body,
+        )
+
+    async def answer(self, session_id: str, call: Call) -> Response:
+        """Answer a call or a task poll a view makes on an agent's behalf, on any node, with
+        every check a plain request to ``$BASE`` gets (checks (4)–(11): token, CSRF through
+        ``call.site``, held 503 + Retry-After, in-flight cap, tool lookup, tasks cap)."""
+        session = self.relay.hub.get(session_id)
+        if session is not None:
+            outcome = await self.route(session, call)
+            # Without a scope, route never hands out a view.
+            return outcome if isinstance(outcome, Response) else NOT_FOUND
+        cluster = self.relay.hub.cluster
+        if cluster is None:
+            return OFFLINE
+        return await cluster.route(session_id, call)
+
+    async def registration(self, session_id: str, verifier: str) -> Registration | None:
+        """The session's current registration while the session lives and ``verifier`` is
+        live; None otherwise (and when the cluster's storage cannot be read)."""
+        session = self.relay.hub.get(session_id)
+        if session is not None:
+            if session.state is State.ENDED or not session.accepts(verifier):
+                return None
+            return session.registration
+        cluster = self.relay.hub.cluster
+        if cluster is None:
+            return None
+        try:
+            snapshot = await cluster.load(session_id)
+        except ClusterUnavailable:
+            return None
+        if snapshot is None or not snapshot.accepts(verifier):
+            return None
+        return snapshot.registration
 
     async def route(
         self, session: Session, call: Call, scope: Scope | None = None, token: str = ""
@@ -260,14 +343,14 @@ class AgentSurface:
         if tail in ("", "/"):  # (5)
             return NOT_FOUND
         if not session.accepts(call.verifier):  # (6)
-            return replies.error(ErrorCode.TOKEN_INVALID, "this link is unknown or was revoked")
+            return TOKEN_INVALID
         meta = self._meta(session, tail)  # (7)
         if meta is not None:
             return meta
         method = call.method
         index = session.registration.index
         if scope is not None and tail in self.views and (method, tail) not in index:
-            return LinkRequest(scope, session, token, tail, call.body)
+            return self._link_request(scope, session.id, call, session.registration, token)
         if call.cross_site:  # (8)
             return CSRF_DENIED
         if session.state is State.HELD:  # (9)
@@ -300,18 +383,12 @@ class AgentSurface:
 
     async def _call(self, session: Session, call: Call) -> Response:
         try:
-            reply = await session.call(
+            outcome = await session.call(
                 call.method, call.tail, call.body.decode("utf-8", "replace"), call.headers
             )
         except CallFailed as failed:
             return replies.error(failed.code, failed.message)
-        outcome = replies.interpret(reply)
         if isinstance(outcome, Response):
             return outcome
-        if session.state is State.ENDED or not session.start_task(outcome.task_id):
-            return replies.error(
-                ErrorCode.TOO_MANY_TASKS,
-                f"the app has {self.relay.limits.max_tasks_per_session} tasks pending",
-            )
         self.relay.hub.task_changed(session, outcome.task_id)
         return replies.json_response(202, {"taskId": outcome.task_id}, sandboxed=True)

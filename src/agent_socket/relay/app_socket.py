@@ -157,6 +157,13 @@ class AppSocket:
             self.link.close(CloseCode.CONFLICT, CloseReason.ALREADY_CONNECTED)
             await self._drain()
             return
+        # Registering runs in its own frame so the register text and its parsed frame are not
+        # kept alive for the socket's whole life (a few KiB per idle session).
+        if await self._until_registered(forced_id):
+            await self._serve()
+
+    async def _until_registered(self, forced_id: str | None) -> bool:
+        """Frames before a successful register (§3.1); False when the socket is done."""
         loop = asyncio.get_running_loop()
         deadline = loop.time() + self.limits.register_timeout_ms / 1000
         while self.session is None:
@@ -167,9 +174,9 @@ class AppSocket:
                 elif item == -2:
                     self.link.close(CloseCode.TOO_BIG, CloseReason.FRAME_TOO_LARGE)
                 else:
-                    return
+                    return False
                 await self._drain()
-                return
+                return False
             if item is None or self.link.closed:
                 continue
             if item == HEARTBEAT_PING:
@@ -178,7 +185,7 @@ class AppSocket:
             frame = _object(item)
             if frame is not None:
                 await self._before_register(frame, forced_id)
-        await self._serve()
+        return True
 
     async def _before_register(self, frame: dict[str, Any], forced_id: str | None) -> None:
         kind = frame["type"]

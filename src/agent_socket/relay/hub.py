@@ -22,6 +22,7 @@ from agent_socket.relay.session import AppLink, Session, State
 
 if TYPE_CHECKING:
     from agent_socket.relay.agent_http import Call
+    from agent_socket.relay.durable import Snapshot
     from agent_socket.relay.replies import Response
 
 
@@ -35,6 +36,9 @@ class Cluster(Protocol):
     def task_changed(self, session: Session, task_id: str) -> None: ...
     def save(self, session: Session) -> Awaitable[None]: ...
     def route(self, session_id: str, call: Call) -> Awaitable[Response]: ...
+    def load(self, session_id: str) -> Awaitable[Snapshot | None]:
+        """The session's durable state; raises :class:`ClusterUnavailable`."""
+
     def status(self) -> str: ...
     def take_over(
         self, session_id: str, proves: Callable[[bytes], bool], secret: str

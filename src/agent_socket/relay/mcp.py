@@ -4,7 +4,7 @@ The server side of the MCP Streamable HTTP transport, protocol revisions 2024-11
 2025-11-25 (the ``initialize`` era), written to the spec rather than by embedding the official
 ``mcp`` server: the relay is raw ASGI, has already read and capped the body and checked the
 token, and each link's tools are the app's registration of the moment — a per-request
-dispatcher over the session is smaller than adapting a server framework, and keeps ``mcp`` out
+dispatcher over the link is smaller than adapting a server framework, and keeps ``mcp`` out
 of the relay's runtime dependencies (the official client tests this server).
 
 What it answers:
@@ -15,27 +15,33 @@ What it answers:
 - ``tools/list`` derives each tool's ``name`` from its method and path (``POST /increment`` →
   ``post_increment``; ``^[a-zA-Z0-9_-]{1,64}$``, de-duplicated in registration order), and gives
   the ``input_schema`` as ``inputSchema`` (an empty object schema when there is none).
-- ``tools/call`` reaches the app as exactly the ``tool_call`` a plain HTTP call makes (method,
-  path, the arguments as the JSON body, ``content-type: application/json``), so apps cannot tell
-  the difference. The reply becomes text content (JSON pretty-printed), ``isError`` for statuses
-  ≥ 400. A ``202`` task is followed to its result within the call; the answer then switches to
-  ``text/event-stream`` (when the client accepts it) with ``notifications/progress`` every
-  second where the request carried a ``progressToken``. After :data:`TASK_FOLLOW_S` the call
-  ends with the task id, and the task can still be polled at ``$BASE/_as_tasks/<id>``.
+- ``tools/call`` is a plain HTTP call to ``$BASE<path>`` (method, path, the arguments as the
+  JSON body, ``content-type: application/json``) made through
+  :meth:`~agent_socket.relay.agent_http.AgentSurface.answer`, so every check of PROTOCOL.md
+  §2.6 applies, in one place, and apps cannot tell the difference. The reply becomes text
+  content (JSON pretty-printed), ``isError`` for statuses ≥ 400. A ``202`` task is followed to
+  its result within the call by polling ``$BASE/_as_tasks/<id>`` as an agent would; the answer
+  then switches to ``text/event-stream`` (when the client accepts it) with
+  ``notifications/progress`` every second where the request carried a ``progressToken``. After
+  :data:`TASK_FOLLOW_S` the call ends with the task id, and the task can still be polled at
+  ``$BASE/_as_tasks/<id>``.
 - ``GET`` opens a server→client SSE stream that carries ``notifications/tools/list_changed``
-  whenever the app's tool list changes (``update_tools``, or a resume with other tools).
+  whenever the app's tool list changes (``update_tools``, or a resume with other tools): the
+  stream re-reads the registration every :data:`RECHECK_S` (on a node that holds the session,
+  a change wakes it at once).
 
-Stateless: nothing is kept per MCP client, so any relay node can answer any request. The
-``initialize`` answer carries a random ``Mcp-Session-Id`` only because clients (the official SDK
-among them) open the ``GET`` stream only when they were given one; the relay never stores it and
-accepts any or none. ``DELETE`` has nothing to end (405).
+Stateless: nothing is kept per MCP client, and the view holds no session object (only a
+:class:`~agent_socket.relay.agent_http.LinkRequest`), so any relay node of a cluster can answer
+any request. The ``initialize`` answer carries a random ``Mcp-Session-Id`` only because
+clients (the official SDK among them) open the ``GET`` stream only when they were given one; the
+relay never stores it and accepts any or none. ``DELETE`` has nothing to end (405).
 
 Security: the token is the credential, as for every link request (checked before this view
 runs), and the 1 MiB body cap applies. The CSRF rule of PROTOCOL.md §2.5 applies to every
 request here (a page's script must not run tools through MCP either). ``Origin``, when present,
 must be the relay's own origin (403 otherwise), as the transport spec requires against DNS
 rebinding. Limits at the edges: :data:`MAX_STREAMS_PER_SESSION` open ``GET`` streams per session
-(429 beyond); a stream ends when its token is revoked or the session ends.
+on each node (429 beyond); a stream ends when its token is revoked or the session ends.
 """
 
 from __future__ import annotations
@@ -51,14 +57,12 @@ from typing import Any, Final
 import orjson
 
 from agent_socket import __version__
-from agent_socket.protocol import ids
 from agent_socket.protocol.errors import ErrorCode
 from agent_socket.protocol.frames import Registration, Tool
 from agent_socket.relay import replies
-from agent_socket.relay.agent_http import TASKS_PREFIX, LinkRequest, offline_for
+from agent_socket.relay.agent_http import TASKS_PREFIX, Call, LinkRequest
 from agent_socket.relay.asgi import Headers, Receive, Send, header
-from agent_socket.relay.replies import LINK_HEADERS, SANDBOX_HEADERS, Response, StartTask
-from agent_socket.relay.session import CallFailed, Session, State
+from agent_socket.relay.replies import LINK_HEADERS, SANDBOX_HEADERS, Response
 from agent_socket.relay.state import RelayState
 from agent_socket.relay.views import identifier, link_base, request_origin, send_whole, unique
 
@@ -247,8 +251,31 @@ class _Call:
     """One request being answered, with what it needs to reach the app."""
 
     link: LinkRequest
-    verifier: str
     answer: _Answer
+
+
+def _body_202(response: Response) -> Any:
+    """The JSON body of a ``202`` (None for any other status or body)."""
+    if response.status != 202 or not response.content_type.startswith("application/json"):
+        return None
+    try:
+        return orjson.loads(response.body)
+    except orjson.JSONDecodeError:
+        return None
+
+
+def _started_task(response: Response) -> str | None:
+    """The task id when ``response`` is ``202 {"taskId": …}``: a task started (§2.4)."""
+    body = _body_202(response)
+    if isinstance(body, dict) and body.keys() == {"taskId"} and isinstance(body["taskId"], str):
+        task_id: str = body["taskId"]
+        return task_id
+    return None
+
+
+def _pending(response: Response, task_id: str) -> bool:
+    """Whether a task poll answered ``202 {"taskId": …, "completed": false}``."""
+    return bool(_body_202(response) == {"taskId": task_id, "completed": False})
 
 
 # ---- the view ------------------------------------------------------------------------------
@@ -322,10 +349,8 @@ class McpView:
                 return await self._bad(send, _error(request_id, INVALID_REQUEST, "Invalid Request"))
         if not requests:
             return await send_whole(send, 202, None, b"")
-        parsed = ids.parse_token(request.token)
-        assert parsed is not None  # the surface checked the token before this view
         answer = _Answer(send, sse_ok and not batch)
-        call = _Call(request, parsed[1], answer)
+        call = _Call(request, answer)
         replies_out = [await self._answer(call, message) for message in requests]
         headers: list[tuple[bytes, bytes]] = []
         if is_initialize:
@@ -343,13 +368,13 @@ class McpView:
         if params is not None and not isinstance(params, dict):
             return _error(request_id, INVALID_PARAMS, "params must be an object")
         params = params or {}
-        session = call.link.session
+        registration = call.link.registration
         if method == "initialize":
-            return _result(request_id, self._initialize(session.registration, params))
+            return _result(request_id, self._initialize(registration, params))
         if method == "ping":
             return _result(request_id, {})
         if method == "tools/list":
-            return _result(request_id, list_tools(session.registration))
+            return _result(request_id, list_tools(registration))
         if method == "tools/call":
             return await self._tools_call(call, request_id, params)
         if method in _LISTS_WE_DO_NOT_HAVE:
@@ -377,91 +402,82 @@ class McpView:
             return _error(request_id, INVALID_PARAMS, "params.name must be a string")
         if arguments is not None and not isinstance(arguments, dict):
             return _error(request_id, INVALID_PARAMS, "params.arguments must be an object")
-        session = call.link.session
-        tool = tool_names(session.registration.tools).get(name)
+        tool = tool_names(call.link.registration.tools).get(name)
         if tool is None:
             return _error(request_id, INVALID_PARAMS, f"Unknown tool: {name}")
         meta = params.get("_meta")
         token = meta.get("progressToken") if isinstance(meta, dict) else None
         wanted = isinstance(token, str | int) and not isinstance(token, bool)
         progress_token = token if wanted else None
-        response = await self._run(call, session, tool, arguments, progress_token)
+        response = await self._run(call, tool, arguments, progress_token)
         return _result(request_id, tool_result(response))
 
     async def _run(
         self,
         call: _Call,
-        session: Session,
         tool: Tool,
         arguments: dict[str, Any] | None,
         progress_token: str | int | None,
     ) -> Response:
-        """Call the tool as a plain HTTP call would (§2.3, §2.6 steps 9–11), following tasks."""
-        limits = self.relay.limits
-        if session.state is State.HELD:
-            return replies.error(
-                ErrorCode.APP_OFFLINE,
-                f"the app is away ({offline_for(session.away_for_ms())}); "
-                "retry shortly, and if it persists ask the user to reconnect it",
-            )
-        if session.inflight_full:
-            return replies.error(
-                ErrorCode.TOO_MANY_INFLIGHT,
-                f"{limits.max_inflight_per_session} calls already in flight; slow down",
-            )
+        """Call the tool through the agent surface, exactly as a plain HTTP call to
+        ``$BASE<path>`` with the arguments as its JSON body would be (every check of §2.6 applies,
+        on whichever node holds the app), then follow a task it starts."""
+        link = call.link
         if arguments is None:
-            body, headers = "", {}
+            body, headers = b"", {}
         else:
-            body = orjson.dumps(arguments).decode("utf-8")
+            body = orjson.dumps(arguments)
             headers = {"content-type": "application/json"}
-        try:
-            reply = await session.call(tool.method, tool.path, body, headers)
-        except CallFailed as failed:
-            return replies.error(failed.code, failed.message)
-        outcome = replies.interpret(reply)
-        if isinstance(outcome, Response):
-            return outcome
-        if session.state is State.ENDED or not session.start_task(outcome.task_id):
-            return replies.error(
-                ErrorCode.TOO_MANY_TASKS,
-                f"the app has {limits.max_tasks_per_session} tasks pending",
-            )
-        self.relay.hub.task_changed(session, outcome.task_id)
-        return await self._follow(call, session.id, outcome, progress_token)
+        response = await link.surface.answer(
+            link.session_id,
+            Call(
+                method=tool.method,
+                tail=tool.path,
+                verifier=link.verifier,
+                site=header(link.scope, b"sec-fetch-site"),
+                headers=headers,
+                body=body,
+            ),
+        )
+        task_id = _started_task(response)
+        if task_id is None:
+            return response
+        return await self._follow(call, task_id, progress_token)
 
     async def _follow(
-        self, call: _Call, session_id: str, task: StartTask, progress_token: str | int | None
+        self, call: _Call, task_id: str, progress_token: str | int | None
     ) -> Response:
-        """Wait for a task's result, with progress notifications; the result is taken (§2.4)."""
+        """Poll ``$BASE/_as_tasks/<id>`` until it is no longer pending, with progress
+        notifications; the result is taken (§2.4), so it is given to this call only."""
         loop = asyncio.get_running_loop()
+        link = call.link
         answer = call.answer
         await answer.open_stream()
-        receive = call.link.receive
+        receive = link.receive
         gone = asyncio.ensure_future(_until_disconnect(receive)) if receive else None
+        poll = Call(
+            method="GET",
+            tail=TASKS_PREFIX + task_id,
+            verifier=link.verifier,
+            site=header(link.scope, b"sec-fetch-site"),
+            headers={},
+            body=b"",
+        )
         deadline = loop.time() + TASK_FOLLOW_S
         next_progress = loop.time()
         ticks = 0
         step = 0.02
         try:
             while gone is None or not gone.done():
-                session = self.relay.hub.get(session_id)
-                if session is None or session.state is State.ENDED:
-                    return replies.error(ErrorCode.APP_OFFLINE, "the app's session ended")
-                if not session.accepts(call.verifier):
-                    return replies.error(ErrorCode.TOKEN_INVALID, "this link was revoked")
-                pending = session.tasks.get(task.task_id)
-                if pending is None:
-                    return replies.error(ErrorCode.NOT_FOUND, "the task is gone")
-                if pending.result is not None:
-                    session.take_task(task.task_id)
-                    self.relay.hub.task_changed(session, task.task_id)
-                    return pending.result
+                response = await link.surface.answer(link.session_id, poll)
+                if not _pending(response, task_id):
+                    return response
                 now = loop.time()
                 if now >= deadline:
                     break
                 if progress_token is not None and now >= next_progress:
                     ticks += 1
-                    await answer.notify(self._progress(progress_token, ticks, task.task_id))
+                    await answer.notify(self._progress(progress_token, ticks, task_id))
                     next_progress = now + PROGRESS_INTERVAL_S
                 await answer.keepalive()
                 await asyncio.sleep(step)
@@ -469,10 +485,8 @@ class McpView:
         finally:
             if gone is not None:
                 gone.cancel()
-        poll = f"{link_base(self.relay, call.link.scope, call.link.token)}{TASKS_PREFIX}"
-        return replies.json_response(
-            202, {"taskId": task.task_id, "completed": False, "poll": poll + task.task_id}
-        )
+        url = f"{link_base(self.relay, link.scope, link.token)}{TASKS_PREFIX}{task_id}"
+        return replies.json_response(202, {"taskId": task_id, "completed": False, "poll": url})
 
     @staticmethod
     def _progress(token: str | int, ticks: int, task_id: str) -> Message:
@@ -492,7 +506,7 @@ class McpView:
         if not _accepts(header(request.scope, b"accept"), "text/event-stream"):
             body = orjson.dumps(_error(None, INVALID_REQUEST, "Accept must allow SSE"))
             return await send_whole(send, 406, replies.JSON_TYPE, body)
-        session_id = request.session.id
+        session_id = request.session_id
         if self.streams[session_id] >= MAX_STREAMS_PER_SESSION:
             return await self._refuse(
                 send,
@@ -501,24 +515,25 @@ class McpView:
                     f"{MAX_STREAMS_PER_SESSION} MCP streams already open for this app",
                 ),
             )
-        parsed = ids.parse_token(request.token)
-        assert parsed is not None
         self.streams[session_id] += 1
         try:
-            await self._stream(request, parsed[1], send)
+            await self._stream(request, send)
         finally:
             self.streams[session_id] -= 1
             if self.streams[session_id] <= 0:
                 del self.streams[session_id]
         return 200
 
-    async def _stream(self, request: LinkRequest, verifier: str, send: Send) -> None:
+    async def _stream(self, request: LinkRequest, send: Send) -> None:
+        """Announce tool-list changes until the client leaves, the link is revoked or the
+        session ends. Every :data:`RECHECK_S` the registration is read again through the
+        surface, which works on any node; when the session lives on this node its
+        ``registration_changed`` event wakes the stream at once."""
         loop = asyncio.get_running_loop()
         headers = [*LINK_HEADERS, *_SSE_HEADERS]
         await send({"type": "http.response.start", "status": 200, "headers": headers})
         await send({"type": "http.response.body", "body": b": open\n\n", "more_body": True})
-        session = request.session
-        tools = session.registration.tools
+        tools = request.registration.tools_json_body
         receive = request.receive
         gone = asyncio.ensure_future(_until_disconnect(receive)) if receive else None
         changed: asyncio.Future[Any] | None = None
@@ -526,25 +541,31 @@ class McpView:
         last_write = loop.time()
         try:
             while gone is None or not gone.done():
-                current = self.relay.hub.get(session.id)
-                if current is None or current.state is State.ENDED:
+                # Taken before the registration is read, so a change in between still wakes us.
+                local = self.relay.hub.get(request.session_id)
+                event = local.registration_changed if local is not None else None
+                registration = await request.surface.registration(
+                    request.session_id, request.verifier
+                )
+                if registration is None:  # revoked, ended, or storage unreachable
                     break
-                if not current.accepts(verifier):
-                    break
-                if current.registration.tools != tools:
-                    tools = current.registration.tools
+                if registration.tools_json_body != tools:
+                    tools = registration.tools_json_body
                     chunk = _sse({"jsonrpc": "2.0", "method": "notifications/tools/list_changed"})
                     await send({"type": "http.response.body", "body": chunk, "more_body": True})
                     last_write = loop.time()
-                if watched is not current.registration_changed:
+                if watched is not event:
                     if changed is not None:
                         changed.cancel()
-                    watched = current.registration_changed
-                    changed = asyncio.ensure_future(watched.wait())
-                waits: set[asyncio.Future[Any]] = {changed} if changed is not None else set()
-                if gone is not None:
-                    waits.add(gone)
-                await asyncio.wait(waits, timeout=RECHECK_S, return_when=asyncio.FIRST_COMPLETED)
+                    watched = event
+                    changed = asyncio.ensure_future(event.wait()) if event is not None else None
+                waits: set[asyncio.Future[Any]] = {f for f in (changed, gone) if f is not None}
+                if waits:
+                    await asyncio.wait(
+                        waits, timeout=RECHECK_S, return_when=asyncio.FIRST_COMPLETED
+                    )
+                else:
+                    await asyncio.sleep(RECHECK_S)
                 if loop.time() - last_write >= KEEPALIVE_S:
                     chunk = b": keepalive\n\n"
                     await send({"type": "http.response.body", "body": chunk, "more_body": True})

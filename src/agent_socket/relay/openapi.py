@@ -205,5 +205,5 @@ class OpenApiView:
 
     async def __call__(self, request: LinkRequest, send: Send) -> int:
         base = link_base(self.relay, request.scope, request.token)
-        body = orjson.dumps(document(request.session.registration, base))
+        body = orjson.dumps(document(request.registration, base))
         return await send_whole(send, 200, replies.JSON_TYPE, body)

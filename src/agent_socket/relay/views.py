@@ -2,8 +2,11 @@
 
 The agent surface (:mod:`agent_socket.relay.agent_http`) hands these a
 :class:`~agent_socket.relay.agent_http.LinkRequest` once the token has been checked (PROTOCOL.md
-§2.6 steps 1–7); a tool the app registered at the same method and path still wins. This module
-holds what both views share: the link's public URL and a whole-response writer.
+§2.6 steps 1–7) — on any node of a cluster, against the cluster's storage when the session lives
+elsewhere; a tool the app registered at the same method and path still wins. Views hold no
+session: they read ``LinkRequest.registration`` and make calls and task polls through
+``LinkRequest.surface.answer``, the agent surface's one pipeline. This module holds what both
+views share: the link's public URL and a whole-response writer.
 """
 
 from __future__ import annotations

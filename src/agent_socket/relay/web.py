@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from starlette.exceptions import HTTPException
 from starlette.requests import Request
-from starlette.responses import HTMLResponse, JSONResponse, Response
+from starlette.responses import FileResponse, HTMLResponse, JSONResponse, Response
 from starlette.routing import BaseRoute, Mount, Route
 from starlette.staticfiles import StaticFiles
 
@@ -13,6 +14,12 @@ from agent_socket import __version__
 from agent_socket.relay.state import RelayState
 
 WEB_DIR = Path(__file__).resolve().parent.parent / "web"
+SDK_TYPES = {".js": "text/javascript; charset=utf-8", ".css": "text/css; charset=utf-8"}
+SDK_HEADERS = {
+    "cache-control": "public, max-age=300",
+    "access-control-allow-origin": "*",
+    "x-content-type-options": "nosniff",
+}
 
 LANDING = """<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>agent-socket relay</title>
@@ -47,9 +54,21 @@ def routes(relay: RelayState) -> list[BaseRoute]:
             health["nats"] = relay.hub.cluster.status()
         return JSONResponse(health)
 
-    out: list[BaseRoute] = [Route("/", landing), Route("/healthz", healthz)]
+    async def sdk(request: Request) -> Response:
+        """The browser SDK's own files: cacheable, and importable from any origin."""
+        name = request.path_params["name"]
+        path = WEB_DIR / name
+        kind = SDK_TYPES.get(path.suffix)
+        if kind is None or "/" in name or not path.is_file():
+            raise HTTPException(404)
+        return FileResponse(path, media_type=kind, headers=SDK_HEADERS)
+
+    out: list[BaseRoute] = [
+        Route("/", landing),
+        Route("/healthz", healthz),
+        Route("/sdk/{name}", sdk),
+    ]
     if WEB_DIR.is_dir():
-        out.append(Mount("/sdk", app=StaticFiles(directory=WEB_DIR), name="sdk"))
         examples = WEB_DIR / "examples"
         if examples.is_dir():
             out.append(Mount("/examples", app=StaticFiles(directory=examples, html=True)))
