@@ -23,10 +23,14 @@ import pytest
 #: rate limit high enough that the whole suite's sockets from 127.0.0.1 never trip it.
 TEST_RELAY_ARGS = (
     "--debug",
-    "--max-sync-tool-ms", "3000",
-    "--heartbeat-timeout-ms", "15000",
-    "--resume-grace-ms", "3000",
-    "--ws-rate-limit", "1000000",
+    "--max-sync-tool-ms",
+    "3000",
+    "--heartbeat-timeout-ms",
+    "15000",
+    "--resume-grace-ms",
+    "3000",
+    "--ws-rate-limit",
+    "1000000",
 )
 
 
@@ -77,8 +81,17 @@ def start_relay(
     port = port or free_port()
     log_path = tmp / f"relay-{port}-{time.monotonic_ns()}.log"
     full_env = {**os.environ, **(env or {})}
-    cmd = [sys.executable, "-m", "agent_socket", "relay", "--host", "127.0.0.1",
-           "--port", str(port), *args]
+    cmd = [
+        sys.executable,
+        "-m",
+        "agent_socket",
+        "relay",
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        *args,
+    ]
     log_file = log_path.open("wb")
     proc = subprocess.Popen(cmd, stdout=log_file, stderr=subprocess.STDOUT, env=full_env)
     relay = RelayProcess(port, proc, log_path, tuple(args))

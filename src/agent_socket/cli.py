@@ -14,6 +14,7 @@ import typer
 from pydantic import ValidationError
 from pydantic.fields import FieldInfo
 
+from agent_socket.channel.cli import register as register_channel_commands
 from agent_socket.cli_agent import register as register_agent_commands
 from agent_socket.relay.config import RelayConfig
 
@@ -97,6 +98,7 @@ def _demo(**options: Any) -> None:
 
 
 register_agent_commands(app)  # call, tools
+register_channel_commands(app)  # channel host | send | recv | watch | peers | stop | join
 
 
 def main() -> None:

@@ -43,7 +43,10 @@ LINK_RE = re.compile(
 )
 
 
-@pytest.fixture(scope="session")
+# Module scope, not session: Playwright's sync API marks an event loop as running in this
+# thread while it is open, which would break every asyncio test that runs after it in the same
+# pytest worker.
+@pytest.fixture(scope="module")
 def browser() -> Iterator[Any]:
     if not CHROMIUM.exists():
         pytest.skip(
@@ -62,7 +65,7 @@ def browser() -> Iterator[Any]:
             browser.close()
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def browser_relay(browser: Any, tmp_path_factory: pytest.TempPathFactory) -> Iterator[RelayProcess]:
     with running_relay(*BROWSER_RELAY_ARGS, tmp=tmp_path_factory.mktemp("browser-relay")) as proc:
         yield proc

@@ -16,8 +16,12 @@ from websockets.asyncio.client import ClientConnection, connect
 Handler = Callable[[dict[str, Any]], Awaitable[dict[str, Any] | None] | dict[str, Any] | None]
 
 COUNTER_TOOLS = [
-    {"method": "POST", "path": "/increment", "description": "Add to the counter",
-     "input_schema": {"type": "object", "properties": {"by": {"type": "integer"}}}},
+    {
+        "method": "POST",
+        "path": "/increment",
+        "description": "Add to the counter",
+        "input_schema": {"type": "object", "properties": {"by": {"type": "integer"}}},
+    },
     {"method": "GET", "path": "/count", "description": "Read the counter"},
 ]
 
@@ -146,4 +150,3 @@ async def registered_app(
         finally:
             if app._reader is not None:
                 app._reader.cancel()
-

@@ -189,7 +189,7 @@ class App:
 
     def connect(
         self,
-        url: str,
+        url: str | Sequence[str],
         *,
         resume: str | None = None,
         on_session_changed: Callback | None = None,
@@ -202,6 +202,9 @@ class App:
         close_timeout: float = 5.0,
     ) -> Session:
         """A session on the relay at ``url`` (``http(s)://host[:port]`` or ``ws(s)://…``).
+
+        ``url`` may also list several relays of one cluster (a sequence, or comma-separated):
+        the session moves to the next one when a relay cannot be reached or restarts.
 
         Use ``async with app.connect(url) as session:`` (closes and ends the session on exit)
         or ``session = await app.connect(url)``. Connecting raises :class:`ConnectError` when
@@ -231,7 +234,7 @@ class App:
 
     def run(
         self,
-        url: str | None = None,
+        url: str | Sequence[str] | None = None,
         *,
         label: str = "default",
         out: TextIO | None = None,
@@ -262,7 +265,9 @@ class App:
                 )
             raise SystemExit(1) from None
 
-    async def _serve(self, url: str, label: str, stream: TextIO, options: dict[str, Any]) -> None:
+    async def _serve(
+        self, url: str | Sequence[str], label: str, stream: TextIO, options: dict[str, Any]
+    ) -> None:
         def changed(change: SessionChange) -> None:
             for new in (new for _, new in change.links):
                 print(

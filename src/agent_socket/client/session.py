@@ -36,7 +36,7 @@ import json
 import logging
 import secrets
 import time
-from collections.abc import Awaitable, Callable, Generator
+from collections.abc import Awaitable, Callable, Generator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from enum import Enum, StrEnum
@@ -75,6 +75,8 @@ if TYPE_CHECKING:
 log = logging.getLogger("agent_socket.client")
 
 #: Close codes after which a resume cannot work: start a fresh session (§4, §5).
+#: The relay is shutting down (SIGTERM): reconnect, preferably to another relay.
+RELAY_RESTARTING = 1012
 FRESH_AFTER = frozenset({4401, 4410})
 #: Close codes of a refused registration: the same registration would be refused again.
 FATAL_AFTER = frozenset({4001, 4400, 4413})
@@ -247,6 +249,16 @@ def split_url(url: str) -> tuple[str, str]:
     return ws, base
 
 
+def relay_urls(url: str | Sequence[str]) -> list[tuple[str, str]]:
+    """``[(ws_url, base_url), …]`` for one relay URL, several (a sequence), or a comma-separated
+    string of several — a cluster without a load balancer (docs/scaling.md)."""
+    urls = url.split(",") if isinstance(url, str) else list(url)
+    pairs = [split_url(u) for u in urls if u.strip()]
+    if not pairs:
+        raise ValueError("give at least one relay URL")
+    return pairs
+
+
 def parse_resume_state(state: str) -> tuple[str, str]:
     """Split a saved ``Session.resume_state`` (``"<sessionId>:<secret>"``)."""
     session_id, sep, secret = state.strip().partition(":")
@@ -288,7 +300,7 @@ class Session:
     def __init__(
         self,
         host: ToolHost,
-        url: str,
+        url: str | Sequence[str],
         *,
         resume: str | None = None,
         options: SessionOptions | None = None,
@@ -296,7 +308,10 @@ class Session:
         on_reconnect: Callback | None = None,
     ) -> None:
         self._host = host
-        self._ws_url, self.base_url = split_url(url)
+        #: Every relay this session may use; it moves to the next one when a relay cannot be
+        #: reached or is restarting (1012), so a cluster needs no load balancer.
+        self._relays = relay_urls(url)
+        self._relay = 0
         self._options = options or SessionOptions()
         self._on_session_changed = on_session_changed
         self._on_reconnect = on_reconnect
@@ -327,6 +342,18 @@ class Session:
         self._loop: asyncio.AbstractEventLoop | None = None
 
     # -- public state -------------------------------------------------------------------------
+
+    @property
+    def base_url(self) -> str:
+        """The http(s) origin of the relay in use: what replaces ``__BASE__`` in links."""
+        return self._relays[self._relay][1]
+
+    @property
+    def _ws_url(self) -> str:
+        return self._relays[self._relay][0]
+
+    def _next_relay(self) -> None:
+        self._relay = (self._relay + 1) % len(self._relays)
 
     @property
     def state(self) -> State:
@@ -542,8 +569,12 @@ class Session:
                     self._finish_first(exc.error)
                     return
                 except _Retry as exc:
+                    unreachable = self._ws_url
+                    self._next_relay()
                     if connects == 0:
-                        self._finish_first(ConnectError(f"cannot reach {self._ws_url}: {exc}"))
+                        if self._relay != 0:  # the first connect tries every relay once
+                            continue
+                        self._finish_first(ConnectError(f"cannot reach {unreachable}: {exc}"))
                         return
                     delay = self._options.backoff.delay(attempt)
                     attempt += 1
@@ -566,6 +597,8 @@ class Session:
                 self._set_state(State.RECONNECTING)
                 decision = after_close(code, has_session=self._session_id is not None)
                 log.info("socket closed (code %s): %s", code, decision.value)
+                if code == RELAY_RESTARTING:
+                    self._next_relay()  # that relay is going away: resume on another one
                 if decision is Next.FAIL:
                     self._error = RegistrationError("refused", f"relay closed with {code}")
                     return
