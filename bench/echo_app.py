@@ -6,11 +6,7 @@ stdout, then answer every ``tool_call`` until it is terminated:
 
 * ``POST /echo``  — ``tool_reply`` 200 with the call's body sent back as-is (JSON content-type);
 * ``POST /async`` — ``tool_reply`` 202 with a fresh ``taskId``, then ``task_complete``
-  ``--task-delay-ms`` later (default 20 ms).
-
-Why the delay: the relay (as of issue 8) records a task only when the agent's HTTP handler
-resumes after the 202 reply, so a ``task_complete`` that arrives in the same read as the reply
-is dropped as "unknown task" and its result is lost. A real handler does some work first.
+  ``--task-delay-ms`` later (default 0: right behind the 202, which the relay must not lose).
 
 It sends the SDK's exact heartbeat every 25 s so the relay never times it out.
 
@@ -116,7 +112,7 @@ async def serve(url: str, task_delay_s: float) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
     parser.add_argument("--url", required=True, help="the relay's ws://…/v1/_ws")
-    parser.add_argument("--task-delay-ms", type=float, default=20.0)
+    parser.add_argument("--task-delay-ms", type=float, default=0.0)
     args = parser.parse_args()
     with contextlib.suppress(KeyboardInterrupt):
         uvloop.run(serve(args.url, args.task_delay_ms / 1000))

@@ -164,6 +164,28 @@ def test_connect_rejects_a_bad_registration(page: Any, browser_relay: RelayProce
     }
 
 
+def test_several_relays_are_tried_in_turn(page: Any, browser_relay: RelayProcess) -> None:
+    """A cluster without a load balancer: an unreachable relay first, the live one second."""
+    page.goto(f"{browser_relay.http}/examples/")
+    result = page.evaluate(
+        """async (live) => {
+            const sdk = await import('/sdk/agent-socket.js');
+            const session = await sdk.connect({
+                appId: 'rotating', storage: null, baseUrl: ['http://127.0.0.1:9', live],
+                tools: [{path: '/ping', handler: () => 'pong'}],
+                backoffInitialMs: 50,
+            });
+            const minted = await session.mintAgentToken({label: 'x'});
+            const out = {base: session.baseUrl, url: minted.url};
+            await session.close();
+            return out;
+        }""",
+        browser_relay.http,
+    )
+    assert result["base"] == browser_relay.http
+    assert result["url"].startswith(f"{browser_relay.http}/v1/t/")
+
+
 RULES_JS = """async () => {
   const sdk = await import('/sdk/agent-socket.js');
   const sockets = [];

@@ -55,33 +55,32 @@ class Tool:
 
 @dataclass(frozen=True, slots=True)
 class Registration:
-    """What an app declared: identity, briefing and tools, plus their rendered forms."""
+    """What an app declared: identity, briefing and tools.
+
+    ``agents.md`` and ``tools.json`` are rendered when an agent asks for them rather than kept
+    rendered: they are rare requests, and an idle relay holds thousands of registrations.
+    """
 
     app_id: str
     agents_md: str
     app_description: str
     tools: tuple[Tool, ...]
     index: dict[tuple[str, str], Tool] = field(repr=False)
-    agents_md_body: bytes = field(repr=False)
-    tools_json_body: bytes = field(repr=False)
+    #: Approximate bytes held (counted against the held-bytes cap).
+    size: int = 0
 
     @classmethod
     def build(
         cls, app_id: str, agents_md: str, app_description: str, tools: tuple[Tool, ...]
     ) -> Registration:
-        tools_json = {
-            "version": "1.0",
-            "app": {"id": app_id, "name": app_id, "description": app_description},
-            "tools": [tool.as_json() for tool in tools],
-        }
+        tools_size = sum(len(t.path) + len(t.description) + 64 for t in tools)
         return cls(
             app_id=app_id,
             agents_md=agents_md,
             app_description=app_description,
             tools=tools,
             index={(tool.method, tool.path): tool for tool in tools},
-            agents_md_body=served_agents_md(agents_md).encode("utf-8"),
-            tools_json_body=orjson.dumps(tools_json),
+            size=len(agents_md) + len(app_description) + tools_size,
         )
 
     def with_tools(self, tools: tuple[Tool, ...], agents_md: str | None) -> Registration:
@@ -90,9 +89,24 @@ class Registration:
         return Registration.build(self.app_id, doc, self.app_description, tools)
 
     @property
-    def size(self) -> int:
-        """Bytes this registration keeps in memory (counted against the held-bytes cap)."""
-        return len(self.agents_md_body) + len(self.tools_json_body) + len(self.agents_md)
+    def agents_md_body(self) -> bytes:
+        """What ``GET $BASE/agents.md`` serves: the app's doc, with the preamble when needed."""
+        return served_agents_md(self.agents_md).encode("utf-8")
+
+    @property
+    def tools_json_body(self) -> bytes:
+        """What ``GET $BASE/tools.json`` serves (§2.2)."""
+        return orjson.dumps(
+            {
+                "version": "1.0",
+                "app": {
+                    "id": self.app_id,
+                    "name": self.app_id,
+                    "description": self.app_description,
+                },
+                "tools": [tool.as_json() for tool in self.tools],
+            }
+        )
 
 
 def _violation(code: ErrorCode, message: str, reason: CloseReason) -> ProtocolViolation:

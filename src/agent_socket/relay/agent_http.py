@@ -6,9 +6,11 @@ decided while the body streams in.
 
 from __future__ import annotations
 
+import contextlib
+import functools
 import time
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 
 import orjson
 
@@ -16,8 +18,8 @@ from agent_socket.protocol import ids
 from agent_socket.protocol.errors import ErrorCode
 from agent_socket.protocol.frames import Registration
 from agent_socket.relay import replies
-from agent_socket.relay.asgi import Receive, Scope, Send, header
-from agent_socket.relay.events import elapsed_ms, event
+from agent_socket.relay.asgi import Receive, Scope, Send
+from agent_socket.relay.events import elapsed_ms, event, logging_requests
 from agent_socket.relay.hub import Cluster, ClusterUnavailable
 from agent_socket.relay.replies import LINK_HEADERS, SANDBOX_HEADERS, Response
 from agent_socket.relay.session import CallFailed, Session, State
@@ -43,34 +45,48 @@ class _Disconnected(Exception):
     pass
 
 
-def _forwarded_headers(scope: Scope) -> dict[str, str]:
-    """``content-type`` and every ``x-*`` header except ``x-real-ip`` and ``x-forwarded-*``."""
-    out: dict[str, str] = {}
-    for raw_key, raw_value in scope["headers"]:
-        key = bytes(raw_key).lower()
-        if key == b"content-type" or (
-            key.startswith(b"x-") and key != b"x-real-ip" and not key.startswith(b"x-forwarded-")
-        ):
-            name = key.decode("latin-1")
-            value = bytes(raw_value).decode("latin-1")
-            out[name] = f"{out[name]}, {value}" if name in out else value
-    return out
+@dataclass(slots=True)
+class RequestHeaders:
+    """What the agent surface reads from a request's headers, gathered in one pass."""
+
+    upgrade: bool = False
+    content_length: int | None = None
+    site: str | None = None
+    #: ``content-type`` and every ``x-*`` header but ``x-real-ip`` and ``x-forwarded-*`` (§2.3)
+    forwarded: dict[str, str] = field(default_factory=dict)
+
+    @classmethod
+    def read(cls, scope: Scope) -> RequestHeaders:
+        out = cls()
+        forwarded = out.forwarded
+        for raw_key, raw_value in scope["headers"]:
+            key = bytes(raw_key).lower()
+            if key == b"content-type" or (
+                key.startswith(b"x-")
+                and key != b"x-real-ip"
+                and not key.startswith(b"x-forwarded-")
+            ):
+                name = key.decode("latin-1")
+                value = bytes(raw_value).decode("latin-1")
+                forwarded[name] = f"{forwarded[name]}, {value}" if name in forwarded else value
+            elif key == b"upgrade":
+                out.upgrade = True
+            elif key == b"content-length":
+                with contextlib.suppress(ValueError):
+                    out.content_length = int(raw_value)
+            elif key == b"sec-fetch-site" and out.site is None:
+                out.site = bytes(raw_value).decode("latin-1")
+        return out
 
 
-async def _read_body(scope: Scope, receive: Receive, cap: int) -> bytes | None:
+async def _read_body(receive: Receive, announced: int | None, cap: int) -> bytes | None:
     """The whole body, or None as soon as it is known to exceed ``cap``.
 
     The 413 is then sent at once; the server discards the rest of the body as it arrives, so a
     client that keeps sending still reads its answer and keeps its connection.
     """
-    for key, value in scope["headers"]:
-        if key == b"content-length":
-            try:
-                if int(value) > cap:
-                    return None
-            except ValueError:
-                pass
-            break
+    if announced is not None and announced > cap:
+        return None
     chunks: list[bytes] = []
     size = 0
     while True:
@@ -127,7 +143,23 @@ def meta_response(registration: Registration, tail: str) -> Response | None:
     return None
 
 
-@dataclass(frozen=True, slots=True)
+@functools.lru_cache(maxsize=512)
+def _header_list(
+    content_type: str, sandboxed: bool, extra: tuple[tuple[bytes, bytes], ...]
+) -> tuple[tuple[bytes, bytes], ...]:
+    """The headers of a response, but for its length: built once per kind of response."""
+    headers = [*LINK_HEADERS, *extra]
+    if sandboxed:
+        headers.extend(SANDBOX_HEADERS)
+    headers.append((b"content-type", content_type.encode("latin-1")))
+    return tuple(headers)
+
+
+def _fixed_headers(response: Response) -> tuple[tuple[bytes, bytes], ...]:
+    return _header_list(response.content_type, response.sandboxed, response.extra_headers)
+
+
+@dataclass(slots=True)
 class Call:
     """An agent request after checks (1)–(3): all a node needs to answer it (§2.3)."""
 
@@ -185,12 +217,8 @@ class AgentSurface:
             status = await self.views[tail](replace(response, receive=receive), send)
             self._log(scope, session_id, token, tail, status, started)
             return
-        headers = [*LINK_HEADERS, *response.extra_headers]
-        if response.sandboxed:
-            headers.extend(SANDBOX_HEADERS)
         body = response.body
-        headers.append((b"content-type", response.content_type.encode("latin-1")))
-        headers.append((b"content-length", str(len(body)).encode()))
+        headers = [*_fixed_headers(response), (b"content-length", str(len(body)).encode())]
         if scope["type"] == "websocket":
             await send(
                 {
@@ -211,6 +239,8 @@ class AgentSurface:
     def _log(
         scope: Scope, session_id: str, token: str, tail: str, status: int, started: float
     ) -> None:
+        if not logging_requests():
+            return
         event(
             "agent_request",
             session=session_id,
@@ -231,7 +261,8 @@ class AgentSurface:
         if parsed is None:  # (1)
             return NOT_FOUND, "", token, tail
         session_id, verifier = parsed
-        if scope["type"] == "websocket" or any(k == b"upgrade" for k, _ in scope["headers"]):
+        headers = RequestHeaders.read(scope)
+        if scope["type"] == "websocket" or headers.upgrade:
             return (  # (2)
                 replies.error(ErrorCode.PROTOCOL_ERROR, "no upgrades on an agent URL"),
                 session_id,
@@ -239,7 +270,9 @@ class AgentSurface:
                 tail,
             )
         try:
-            body = await _read_body(scope, receive, self.relay.limits.max_body_bytes)
+            body = await _read_body(
+                receive, headers.content_length, self.relay.limits.max_body_bytes
+            )
         except _Disconnected:
             return NOT_FOUND, session_id, token, tail
         if body is None:  # (3)
@@ -248,8 +281,8 @@ class AgentSurface:
             method=scope["method"].upper(),
             tail=tail,
             verifier=verifier,
-            site=header(scope, b"sec-fetch-site"),
-            headers=_forwarded_headers(scope),
+            site=headers.site,
+            headers=headers.forwarded,
             body=body,
         )
         session = self.relay.hub.get(session_id)

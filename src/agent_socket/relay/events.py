@@ -37,6 +37,11 @@ def configure(level: str) -> None:
     log.propagate = False
 
 
+def logging_requests() -> bool:
+    """Whether per-request lines are written (skip building them when not)."""
+    return log.isEnabledFor(logging.INFO)
+
+
 def event(name: str, **fields: Any) -> None:
     if log.isEnabledFor(logging.INFO):
         log.info(name, extra={"fields": fields})

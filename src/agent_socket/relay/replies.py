@@ -6,6 +6,7 @@ sandbox CSP and ``nosniff``, and markup types are downgraded to plain text.
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 from typing import Any, TypeGuard
 
@@ -34,7 +35,7 @@ _MARKUP_TYPES = frozenset(
 )
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Response:
     status: int
     content_type: str
@@ -76,10 +77,12 @@ def _content_type(headers: Any) -> Any:
     return None
 
 
+@functools.lru_cache(maxsize=256)
 def _has_control(text: str) -> bool:
     return any(ord(char) < 0x20 or ord(char) == 0x7F for char in text)
 
 
+@functools.lru_cache(maxsize=256)
 def _safe_type(content_type: str) -> str:
     essence = content_type.split(";", 1)[0].strip().lower()
     if essence in _MARKUP_TYPES or essence.endswith("+xml"):

@@ -86,6 +86,29 @@ _call_ids = itertools.count(1)
 
 
 class Session:
+    # Slots: a relay holds thousands of idle sessions; this keeps each one small.
+    __slots__ = (
+        "_events",
+        "_hold_timer",
+        "_last_frame_mono",
+        "_liveness",
+        "_loop",
+        "_registration",
+        "_registration_changed",
+        "away_since",
+        "held_until",
+        "id",
+        "last_frame_at",
+        "limits",
+        "link",
+        "pending",
+        "seal_key",
+        "secret_check",
+        "state",
+        "tasks",
+        "tokens",
+    )
+
     def __init__(
         self,
         session_id: str,
@@ -99,9 +122,7 @@ class Session:
         """A session attached to ``link``; with ``link=None``, a held session being restored
         from durable state (``attach`` follows)."""
         self.id = session_id
-        #: Set, then replaced by a fresh event, each time the registration is replaced
-        #: (update_tools, resume): MCP streams wait on it to send tools/list_changed (mcp.py).
-        self.registration_changed = asyncio.Event()
+        self._registration_changed: asyncio.Event | None = None
         self.registration = registration
         self.secret_check = secret_check
         #: Derived from the resume secret; seals token verifiers in durable storage.
@@ -130,8 +151,17 @@ class Session:
     @registration.setter
     def registration(self, registration: Registration) -> None:
         self._registration = registration
-        changed, self.registration_changed = self.registration_changed, asyncio.Event()
-        changed.set()
+        changed, self._registration_changed = self._registration_changed, None
+        if changed is not None:
+            changed.set()
+
+    @property
+    def registration_changed(self) -> asyncio.Event:
+        """Set when the registration is next replaced (update_tools, resume); MCP streams wait
+        on it to send tools/list_changed. Made on first use: most sessions never need one."""
+        if self._registration_changed is None:
+            self._registration_changed = asyncio.Event()
+        return self._registration_changed
 
     # ---- liveness (§3.5) -------------------------------------------------------------------
 

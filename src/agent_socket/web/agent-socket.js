@@ -46,6 +46,8 @@ const RESUME_SECRET_RE = /^[A-Za-z0-9_-]{43}$/;
 const TASK_ID_RE = /^[A-Za-z0-9_-]{1,64}$/;
 const TOOL_PATH_RE = /^\/[a-zA-Z0-9_\-/.]+$/;
 /** Close codes after which resuming is pointless and a fresh session is registered (§4, §5). */
+/** The relay is shutting down: reconnect, preferably to another relay. */
+const RELAY_RESTARTING = 1012;
 const FRESH_SESSION_CODES = new Set([4401, 4410]);
 const REPLY_KEYS = new Set(["status", "body", "headers", "taskId"]);
 const REPLY_MARK = Symbol("agent-socket.reply");
@@ -368,8 +370,8 @@ function toWsUrl(baseUrl) {
  * @param {string} [options.agentsMd]  the briefing; default `defaultAgentsMd(options)`
  * @param {Array<{method?: string, path: string, description?: string, input_schema?: object,
  *                handler: Function}>} options.tools
- * @param {string} [options.baseUrl]  the relay; default: where this module was loaded from, else
- *   the page's origin
+ * @param {string|string[]} [options.baseUrl]  the relay; default: where this module was loaded
+ *   from, else the page's origin. An array lists several relays of one cluster, tried in turn.
  * @param {Function} [options.onSessionChanged] `({sessionId, previousSessionId, tokens, replaced})`
  * @param {Function} [options.onReconnect] `({sessionId, resumed, downtimeMs})`
  * @param {Function} [options.onStatus] `(status)` — connecting | connected | reconnecting | offline | closed
@@ -388,12 +390,18 @@ export async function connect(options) {
  * events `status`, `sessionchanged`, `reconnect`, `toolcall` (detail in `event.detail`).
  */
 export class AgentSocketSession extends EventTarget {
+  /** The relay in use (http(s) origin): what replaces `__BASE__` in minted links. */
+  get baseUrl() {
+    return this.#relays[this.#relayIndex];
+  }
+
   #opts;
   #timing;
   #WebSocket;
   #storage;
   #storageKey;
-  #wsUrl;
+  #relays;
+  #relayIndex = 0;
   #tools;
   #routes;
   #agentsMd;
@@ -442,8 +450,10 @@ export class AgentSocketSession extends EventTarget {
     this.#WebSocket = options.WebSocket || globalThis.WebSocket;
     if (typeof this.#WebSocket !== "function") throw new TypeError("agent-socket: no WebSocket available");
     this.appId = appId;
-    this.baseUrl = cleanBaseUrl(options.baseUrl);
-    this.#wsUrl = toWsUrl(this.baseUrl);
+    // Several relays of one cluster may be given: the session moves to the next one when a
+    // relay cannot be reached or is restarting (close 1012), so no load balancer is needed.
+    const bases = Array.isArray(options.baseUrl) ? options.baseUrl : [options.baseUrl];
+    this.#relays = bases.map(cleanBaseUrl);
     this.#appDescription = typeof options.appDescription === "string" ? options.appDescription : "";
     const { wire, routes } = normalizeTools(options.tools || []);
     this.#tools = wire;
@@ -614,7 +624,7 @@ export class AgentSocketSession extends EventTarget {
   #open() {
     if (this.#closed) return;
     const resume = Boolean(this.#sessionId && this.#secret);
-    const url = resume ? `${this.#wsUrl}?session=${encodeURIComponent(this.#sessionId)}` : this.#wsUrl;
+    const url = resume ? `${toWsUrl(this.baseUrl)}?session=${encodeURIComponent(this.#sessionId)}` : toWsUrl(this.baseUrl);
     const conn = {
       ws: null, resume, registered: false, resumeFailed: false, fatal: null,
       lastRecv: Date.now(), lastPing: 0, stopTicker: () => {}, handshakeTimer: null,
@@ -809,6 +819,9 @@ export class AgentSocketSession extends EventTarget {
       return;
     }
     const fresh = FRESH_SESSION_CODES.has(code) || conn.resumeFailed;
+    if ((!conn.registered || code === RELAY_RESTARTING) && this.#relays.length > 1) {
+      this.#relayIndex = (this.#relayIndex + 1) % this.#relays.length;
+    }
     if (fresh && this.#sessionId) {
       // The relay will not resume this session (ended, expired, or taken over by another tab
       // holding the same secret): register a fresh one and re-mint the links.
@@ -818,7 +831,8 @@ export class AgentSocketSession extends EventTarget {
       this.#pendingRevokes = [];
       this.#save();
     }
-    if (!this.#everLive && !fresh && !this.#hadStored) {
+    if (!this.#everLive && !fresh && !this.#hadStored && this.#relayIndex === 0) {
+      // (with several relays: only once each has been tried)
       // The very first connection failed: report it instead of retrying silently forever.
       this.#fatal(new AgentSocketError("connect_failed",
         `could not connect to the relay at ${this.baseUrl} (close ${code}${reason ? ": " + reason : ""})`));
@@ -892,7 +906,7 @@ export class AgentSocketSession extends EventTarget {
       };
       const timer = setTimeout(done, 5000);
       try {
-        ws = new WS(`${this.#wsUrl}?session=${encodeURIComponent(sessionId)}`);
+        ws = new WS(`${toWsUrl(this.baseUrl)}?session=${encodeURIComponent(sessionId)}`);
       } catch {
         clearTimeout(timer);
         resolve();
