@@ -11,24 +11,11 @@ from collections import Counter
 import httpx2
 import pytest
 
-from agent_socket import App
 from agent_socket.client.backoff import Backoff
 from tests.cluster.conftest import Cluster
+from tests.e2e.test_sdk_support import counter_app
 
 FAST = Backoff(0.2, 1.0, 0.25)
-
-
-def counter_app() -> App:
-    app = App("cluster-counter", description="A counter for cluster tests.")
-    state = {"count": 0}
-
-    @app.tool("/increment")
-    async def increment(by: int = 1) -> dict[str, int]:
-        """Add `by` to the counter."""
-        state["count"] += by
-        return {"count": state["count"]}
-
-    return app
 
 
 def through(relay_http: str, link: str) -> str:
@@ -51,7 +38,7 @@ async def wait_ok(http: httpx2.AsyncClient, url: str, timeout: float = 20) -> ht
 
 async def test_sdk_resumes_on_another_relay_when_its_relay_is_killed(cluster: Cluster) -> None:
     a, b, c = cluster.relays
-    app = counter_app()
+    app = counter_app("cluster-counter")
     urls = [a.http, b.http, c.http]
     async with (
         app.connect(urls, backoff=FAST) as session,
@@ -73,7 +60,7 @@ async def test_sdk_resumes_on_another_relay_when_its_relay_is_killed(cluster: Cl
 # merely because the app is busy resuming.
 @pytest.mark.relay_args("--max-sync-tool-ms", "10000")
 async def test_rolling_restart_under_continuous_calls(cluster: Cluster) -> None:
-    app = counter_app()
+    app = counter_app("cluster-counter")
     urls = [relay.http for relay in cluster.relays]
     statuses: Counter[int] = Counter()
     unexpected: list[str] = []

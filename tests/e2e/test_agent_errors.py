@@ -23,38 +23,14 @@ from hypothesis import strategies as st
 from websockets.asyncio.client import connect
 
 from tests.conftest import TEST_RELAY_ARGS, running_relay
+from tests.e2e.checks import assert_error, check_error
 from tests.e2e.wire import registered_app
 
-JSON_CT = "application/json; charset=utf-8"
 MIB = 1024 * 1024
 TOKEN_RE = re.compile(r"^as_([0-9A-HJKMNP-TV-Z]{8})_([A-Za-z0-9_-]{22})$")
 CROCKFORD = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
 NO_SESSION_TOKEN = "as_ZZZZZZZZ_" + "A" * 22  # well-formed; no such session on a fresh relay
 WS_KEY = base64.b64encode(b"0123456789abcdef").decode()
-
-
-def media(value: str | None) -> str:
-    assert value is not None
-    return ";".join(part.strip() for part in value.lower().split(";"))
-
-
-def check_error(
-    status: int, headers: Any, body: bytes, want_status: int, code: str
-) -> dict[str, Any]:
-    assert status == want_status, (status, body[:300])
-    assert media(headers.get("content-type")) == media(JSON_CT)
-    assert headers.get("x-content-type-options") == "nosniff"
-    doc = json.loads(body)
-    assert set(doc) == {"error"}, doc
-    assert set(doc["error"]) == {"code", "message"}, doc
-    assert doc["error"]["code"] == code, doc
-    assert isinstance(doc["error"]["message"], str)
-    return doc["error"]
-
-
-def assert_error(resp: httpx2.Response, status: int, code: str) -> dict[str, Any]:
-    """The relay's error shape (§2.6)."""
-    return check_error(resp.status_code, resp.headers, resp.content, status, code)
 
 
 def tool_handler(call: dict[str, Any]) -> dict[str, Any]:

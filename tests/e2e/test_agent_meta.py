@@ -12,31 +12,13 @@ from typing import Any
 import httpx2
 import pytest
 
+from tests.e2e.checks import JSON_CT, assert_error, media
 from tests.e2e.wire import registered_app
 
 MARKER = "<!-- as:contract-v1 -->"
 SEPARATOR = "\n\n---\n\n"
 MARKDOWN_CT = "text/markdown; charset=utf-8"
-JSON_CT = "application/json; charset=utf-8"
 META_METHODS = ("GET", "POST", "PUT", "PATCH", "DELETE", "OPTIONS")
-
-
-def media(value: str | None) -> str:
-    """A content-type normalised for comparison: lower case, no blanks around ``;``."""
-    assert value is not None
-    return ";".join(part.strip() for part in value.lower().split(";"))
-
-
-def assert_error(resp: httpx2.Response, status: int, code: str) -> None:
-    """The relay's error shape (§2.6)."""
-    assert resp.status_code == status, (resp.status_code, resp.text)
-    assert media(resp.headers.get("content-type")) == media(JSON_CT)
-    assert resp.headers.get("x-content-type-options") == "nosniff"
-    body = resp.json()
-    assert set(body) == {"error"}, body
-    assert set(body["error"]) == {"code", "message"}, body
-    assert body["error"]["code"] == code, body
-    assert isinstance(body["error"]["message"], str)
 
 
 async def fetch_doc(relay: Any, agents_md: str) -> str:

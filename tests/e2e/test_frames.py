@@ -6,7 +6,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-from collections.abc import AsyncIterator
 from typing import Any
 
 import httpx2
@@ -39,12 +38,6 @@ GARBAGE = [
     "",
 ]
 FRAME_LIMIT = 4 * 1024 * 1024  # UTF-16 code units
-
-
-@pytest.fixture
-async def http() -> AsyncIterator[httpx2.AsyncClient]:
-    async with httpx2.AsyncClient(timeout=10) as client:
-        yield client
 
 
 async def register_raw(ws: ClientConnection, **overrides: Any) -> dict[str, Any]:

@@ -22,6 +22,7 @@ from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import InvalidStatus
 
 from tests.conftest import RelayProcess, running_relay
+from tests.e2e.checks import assert_error
 from tests.e2e.wire import (
     App,
     Handler,
@@ -39,12 +40,6 @@ STATE_KEYS = {"session", "appConnected", "lastFrameAt", "heldUntil", "tokens", "
 
 
 # --- fixtures and helpers --------------------------------------------------------------------
-
-
-@pytest.fixture
-async def http() -> AsyncIterator[httpx2.AsyncClient]:
-    async with httpx2.AsyncClient(timeout=10) as client:
-        yield client
 
 
 @pytest.fixture(scope="module")
@@ -114,11 +109,6 @@ async def wait_status(
         if resp.status_code == status or time.monotonic() > deadline:
             return resp
         await asyncio.sleep(0.05)
-
-
-def assert_error(resp: httpx2.Response, status: int, code: str) -> None:
-    assert resp.status_code == status, (resp.status_code, resp.text)
-    assert resp.json()["error"]["code"] == code
 
 
 def assert_offline_held(resp: httpx2.Response) -> None:

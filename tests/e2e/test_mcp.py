@@ -22,7 +22,7 @@ import pytest
 from mcp import Client
 
 from agent_socket import App, Session, ToolError
-from tests.e2e.test_sdk_support import FAST, eventually
+from tests.e2e.test_sdk_support import FAST, counter_app, eventually
 from tests.e2e.wire import registered_app
 
 pytestmark = [
@@ -35,19 +35,7 @@ ACCEPT = "application/json, text/event-stream"
 
 
 def build_app() -> App:
-    app = App("mcp-counter", description="A counter for MCP clients.")
-    state = {"count": 0}
-
-    @app.tool("/increment")
-    async def increment(by: int = 1) -> dict[str, int]:
-        """Add `by` to the counter and return the new count."""
-        state["count"] += by
-        return {"count": state["count"]}
-
-    @app.tool("/count", method="GET")
-    def count() -> dict[str, int]:
-        """Return the count."""
-        return {"count": state["count"]}
+    app = counter_app("mcp-counter", "A counter for MCP clients.")
 
     @app.tool("/sell")
     async def sell(item: str) -> dict[str, str]:

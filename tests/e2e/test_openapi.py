@@ -19,7 +19,7 @@ import pytest
 from openapi_spec_validator import validate
 
 from agent_socket import App, Session, ToolError
-from tests.e2e.test_sdk_support import FAST
+from tests.e2e.test_sdk_support import FAST, counter_app
 from tests.e2e.wire import registered_app
 
 pytestmark = pytest.mark.timeout(60)
@@ -36,19 +36,7 @@ CHECKS = ",".join(
 
 
 def build_app() -> App:
-    app = App("openapi-counter", description="A counter for OpenAPI clients.")
-    state = {"count": 0}
-
-    @app.tool("/increment")
-    async def increment(by: int = 1) -> dict[str, int]:
-        """Add `by` to the counter and return the new count."""
-        state["count"] += by
-        return {"count": state["count"]}
-
-    @app.tool("/count", method="GET")
-    def count() -> dict[str, int]:
-        """Return the count."""
-        return {"count": state["count"]}
+    app = counter_app("openapi-counter", "A counter for OpenAPI clients.")
 
     @app.tool("/items/sell", method="PUT")
     async def sell(item: str, qty: int = 1) -> dict[str, str]:

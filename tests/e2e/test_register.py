@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import re
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 from typing import Any
 
 import httpx2
@@ -18,22 +18,13 @@ import pytest
 from websockets.asyncio.client import connect
 
 from tests.conftest import RelayProcess, running_relay
+from tests.e2e.checks import utf16_len
 from tests.e2e.wire import closed_with, recv, recv_type, register_frame, registered_app, send
 
 SESSION_ID_RE = re.compile(r"^[0-9A-HJKMNP-TV-Z]{8}$")
 SECRET_RE = re.compile(r"^[A-Za-z0-9_-]{43}$")
 EMOJI = "\U0001f600"  # one code point, two UTF-16 code units
 MISSING = object()
-
-
-def utf16_len(text: str) -> int:
-    return len(text.encode("utf-16-le")) // 2
-
-
-@pytest.fixture
-async def http() -> AsyncIterator[httpx2.AsyncClient]:
-    async with httpx2.AsyncClient(timeout=10) as client:
-        yield client
 
 
 @pytest.fixture(scope="module")

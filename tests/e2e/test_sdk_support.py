@@ -52,8 +52,9 @@ async def eventually(
         await asyncio.sleep(0.02)
 
 
-def counter_app(name: str = "counter") -> App:
-    app = App(name, description="A counter the AI can change.")
+def counter_app(name: str = "counter", description: str = "A counter the AI can change.") -> App:
+    """An app with ``POST /increment`` and ``GET /count``; tests add their own tools to it."""
+    app = App(name, description=description)
     state = {"count": 0}
 
     @app.tool("/increment")

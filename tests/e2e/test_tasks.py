@@ -15,34 +15,10 @@ import httpx2
 import pytest
 from websockets.asyncio.client import connect
 
+from tests.e2e.checks import JSON_CT, PLAIN_CT, assert_error, assert_sandboxed, media
 from tests.e2e.wire import App, recv_type, register_frame, registered_app, send
 
-JSON_CT = "application/json; charset=utf-8"
-PLAIN_CT = "text/plain; charset=utf-8"
-SANDBOX_CSP = "sandbox; default-src 'none'"
 KIB64 = 64 * 1024
-
-
-def media(value: str | None) -> str:
-    assert value is not None
-    return ";".join(part.strip() for part in value.lower().split(";"))
-
-
-def assert_error(resp: httpx2.Response, status: int, code: str) -> dict[str, Any]:
-    assert resp.status_code == status, (resp.status_code, resp.text)
-    assert media(resp.headers.get("content-type")) == media(JSON_CT)
-    assert resp.headers.get("x-content-type-options") == "nosniff"
-    body = resp.json()
-    assert set(body) == {"error"}, body
-    assert set(body["error"]) == {"code", "message"}, body
-    assert body["error"]["code"] == code, body
-    assert isinstance(body["error"]["message"], str)
-    return body["error"]
-
-
-def assert_sandboxed(resp: httpx2.Response) -> None:
-    assert resp.headers.get("x-content-type-options") == "nosniff", dict(resp.headers)
-    assert resp.headers.get("content-security-policy") == SANDBOX_CSP, dict(resp.headers)
 
 
 def script_handler(call: dict[str, Any]) -> dict[str, Any] | None:

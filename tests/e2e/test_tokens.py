@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import asyncio
 import re
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 from typing import Any
 
 import httpx2
 import pytest
 
 from tests.conftest import TEST_RELAY_ARGS, RelayProcess, running_relay
+from tests.e2e.checks import assert_error
 from tests.e2e.wire import registered_app
 
 TOKEN_RE = re.compile(r"^as_([0-9A-HJKMNP-TV-Z]{8})_([A-Za-z0-9_-]{22})$")
@@ -18,27 +19,11 @@ EMOJI = "\U0001f600"
 PUBLIC_URL = "https://relay.example.test"
 
 
-def utf16_len(text: str) -> int:
-    return len(text.encode("utf-16-le")) // 2
-
-
-@pytest.fixture
-async def http() -> AsyncIterator[httpx2.AsyncClient]:
-    async with httpx2.AsyncClient(timeout=10) as client:
-        yield client
-
-
 @pytest.fixture(scope="module")
 def public_relay(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RelayProcess]:
     tmp = tmp_path_factory.mktemp("public-url")
     with running_relay(*TEST_RELAY_ARGS, "--public-url", PUBLIC_URL, tmp=tmp) as proc:
         yield proc
-
-
-def assert_error(resp: httpx2.Response, status: int, code: str) -> None:
-    assert resp.status_code == status, (resp.status_code, resp.text)
-    assert resp.headers["content-type"].startswith("application/json")
-    assert resp.json()["error"]["code"] == code
 
 
 async def test_mint_reply_fields(relay: RelayProcess, http: httpx2.AsyncClient) -> None:

@@ -21,36 +21,10 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from tests.conftest import TEST_RELAY_ARGS, running_relay
+from tests.e2e.checks import JSON_CT, PLAIN_CT, SANDBOX_CSP, assert_error, assert_sandboxed, media
 from tests.e2e.wire import App, Handler, registered_app, send
 
-JSON_CT = "application/json; charset=utf-8"
-PLAIN_CT = "text/plain; charset=utf-8"
-SANDBOX_CSP = "sandbox; default-src 'none'"
 MIB = 1024 * 1024
-
-
-def media(value: str | None) -> str:
-    assert value is not None
-    return ";".join(part.strip() for part in value.lower().split(";"))
-
-
-def assert_error(resp: httpx2.Response, status: int, code: str) -> dict[str, Any]:
-    """The relay's error shape (§2.6); returns the error object."""
-    assert resp.status_code == status, (resp.status_code, resp.text)
-    assert media(resp.headers.get("content-type")) == media(JSON_CT)
-    assert resp.headers.get("x-content-type-options") == "nosniff"
-    body = resp.json()
-    assert set(body) == {"error"}, body
-    assert set(body["error"]) == {"code", "message"}, body
-    assert body["error"]["code"] == code, body
-    assert isinstance(body["error"]["message"], str)
-    return body["error"]
-
-
-def assert_sandboxed(resp: httpx2.Response) -> None:
-    """§2.3: every tool response carries nosniff and the sandbox CSP."""
-    assert resp.headers.get("x-content-type-options") == "nosniff", dict(resp.headers)
-    assert resp.headers.get("content-security-policy") == SANDBOX_CSP, dict(resp.headers)
 
 
 def script_handler(call: dict[str, Any]) -> dict[str, Any] | None:
