@@ -85,6 +85,8 @@ class NatsCluster:
         self._subs: dict[str, dict[str, Subscription]] = {}
         self._background: set[asyncio.Task[Any]] = set()
         self._runner: asyncio.Task[None] | None = None
+        #: Completed when the current NATS connection drops (requests in flight give up).
+        self._lost: asyncio.Future[None] | None = None
         limits = relay.limits
         self.call_timeout = limits.max_sync_tool_ms / 1000 + 2
         self.refresh_every = min(max(limits.resume_grace_ms / 3000, 0.5), 60.0)
@@ -138,6 +140,7 @@ class NatsCluster:
                 await self._refresh()
 
     async def _connect(self) -> None:
+        self._lost = asyncio.get_running_loop().create_future()
         self.nc = await nats.connect(
             self.servers,
             name=f"agent-socket-{self.node}",
@@ -160,10 +163,13 @@ class NatsCluster:
                 self.kv = await js.key_value(self.bucket)
 
     async def _on_reconnected(self) -> None:
+        self._lost = asyncio.get_running_loop().create_future()
         event("cluster_reconnected", node=self.node)
         self._spawn(self._resync())
 
     async def _on_disconnected(self) -> None:
+        if self._lost is not None and not self._lost.done():
+            self._lost.set_result(None)
         event("cluster_disconnected", node=self.node)
 
     async def _on_error(self, exc: Exception) -> None:
@@ -297,10 +303,18 @@ class NatsCluster:
         if not self.up:
             return _offline("the relay cluster is unavailable; retry shortly")
         assert self.nc is not None
+        request = asyncio.ensure_future(
+            self.nc.request(REQ + session_id, encode_call(call), timeout=self.call_timeout)
+        )
+        # nats-py leaves a request waiting out its timeout when the connection drops; an agent
+        # should hear at once that the app cannot be reached.
+        assert self._lost is not None  # set whenever the cluster is up
+        await asyncio.wait((request, self._lost), return_when=asyncio.FIRST_COMPLETED)
+        if not request.done():
+            request.cancel()
+            return _offline("the relay cluster connection dropped; retry shortly")
         try:
-            msg = await self.nc.request(
-                REQ + session_id, encode_call(call), timeout=self.call_timeout
-            )
+            msg = request.result()
         except NoRespondersError:
             return await self._from_storage(session_id, call)
         except Exception:
