@@ -45,6 +45,10 @@ _JSON = "application/json; charset=utf-8"
 _NOSNIFF = ((b"x-content-type-options", b"nosniff"),)
 _closers: set[asyncio.Task[None]] = set()
 
+#: What ``AppSocket._next`` returns instead of a frame, besides the peer's close code (≥ 1000).
+TIMED_OUT = -1  # the register/resume deadline passed
+OVERSIZED = -2  # the frame is over the frame cap (close 1009)
+
 
 class SocketLink:
     """:class:`~agent_socket.relay.session.AppLink` over an ASGI WebSocket."""
@@ -121,7 +125,8 @@ class AppSocket:
     # ---- reading frames --------------------------------------------------------------------
 
     async def _next(self, deadline: float | None) -> str | int | None:
-        """The next text frame; an int close code when the socket is gone; None to skip."""
+        """The next text frame; the close code when the socket is gone; ``TIMED_OUT`` or
+        ``OVERSIZED``; None for a frame to skip (binary that is not UTF-8)."""
         try:
             if deadline is None:
                 message = await self.receive()
@@ -129,7 +134,7 @@ class AppSocket:
                 remaining = deadline - asyncio.get_running_loop().time()
                 message = await asyncio.wait_for(self.receive(), max(remaining, 0))
         except TimeoutError:
-            return -1
+            return TIMED_OUT
         kind = message["type"]
         if kind == "websocket.disconnect":
             return int(message.get("code") or CloseCode.NORMAL)
@@ -143,7 +148,7 @@ class AppSocket:
         if len(text) * 2 > self.limits.max_frame_units and (
             utf16_units(text) > self.limits.max_frame_units
         ):
-            return -2
+            return OVERSIZED
         return str(text)
 
     @property
@@ -169,9 +174,9 @@ class AppSocket:
         while self.session is None:
             item = await self._next(deadline)
             if isinstance(item, int):
-                if item == -1:
+                if item == TIMED_OUT:
                     self.link.close(CloseCode.TIMEOUT, CloseReason.REGISTER_TIMEOUT)
-                elif item == -2:
+                elif item == OVERSIZED:
                     self.link.close(CloseCode.TOO_BIG, CloseReason.FRAME_TOO_LARGE)
                 else:
                     return False
@@ -277,9 +282,9 @@ class AppSocket:
         while not self.link.closed:
             item = await self._next(deadline)
             if isinstance(item, int):
-                if item == -1:
+                if item == TIMED_OUT:
                     self.link.close(CloseCode.TIMEOUT, CloseReason.RESUME_TIMEOUT)
-                elif item == -2:
+                elif item == OVERSIZED:
                     self.link.close(CloseCode.TOO_BIG, CloseReason.FRAME_TOO_LARGE)
                 return False
             frame = _object(item) if item is not None else None
@@ -386,7 +391,7 @@ class AppSocket:
             item = await self._next(None)
             if isinstance(item, int):
                 self._gone(item)
-                if item == -2:
+                if item == OVERSIZED:
                     self.link.close(CloseCode.TOO_BIG, CloseReason.FRAME_TOO_LARGE)
                     await self._drain()
                 return
@@ -407,7 +412,7 @@ class AppSocket:
         session = self.session
         if session is None or not self.attached:
             return
-        if code == -2:
+        if code == OVERSIZED:
             session.end("frame too large", CloseCode.TOO_BIG, CloseReason.FRAME_TOO_LARGE)
         elif code == CloseCode.NORMAL:
             session.end("app closed with 1000")
