@@ -7,6 +7,7 @@ the app's socket is closed with 1011 as a network loss would, and the session is
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import threading
 from typing import Any
@@ -316,9 +317,15 @@ async def test_no_tasks_threads_or_sessions_leak(fresh_relay: Any) -> None:
             await session.close(end=False)
         else:
             await session.close()
-    await asyncio.sleep(0.1)
-    leaked = running() - baseline_tasks - {asyncio.current_task()}
-    assert not leaked, leaked
+
+    def leaked() -> set[asyncio.Task[Any]]:
+        return running() - baseline_tasks - {asyncio.current_task()}
+
+    # Closing returns before the last socket task has unwound on a loaded machine: every task
+    # must end, not necessarily within a fixed tenth of a second.
+    with contextlib.suppress(AssertionError):
+        await eventually(lambda: not leaked(), what="tasks to end")
+    assert not leaked(), leaked()
     await eventually(lambda: threading.active_count() <= baseline_threads, what="threads")
     assert len(list(app._sessions)) == 0
     async with httpx2.AsyncClient() as http:
