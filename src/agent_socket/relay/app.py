@@ -16,15 +16,14 @@ import contextlib
 from collections.abc import AsyncIterator
 from typing import TYPE_CHECKING
 
-import orjson
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute
 
-from agent_socket.protocol.errors import CloseCode, CloseReason, ErrorCode, error_body
-from agent_socket.relay import app_socket, debug, web
+from agent_socket.protocol.errors import CloseCode, CloseReason, ErrorCode
+from agent_socket.relay import app_socket, debug, replies, web
 from agent_socket.relay.agent_http import PREFIX, AgentSurface
 from agent_socket.relay.asgi import Receive, Scope, Send, deny_upgrade, respond
 from agent_socket.relay.config import RelayConfig
@@ -35,12 +34,10 @@ if TYPE_CHECKING:
     from agent_socket.relay.cluster import NatsCluster
 
 APP_SOCKET_PATH = "/v1/_ws"
-_JSON = "application/json; charset=utf-8"
-_NOSNIFF = ((b"x-content-type-options", b"nosniff"),)
 
 
 def _error(code: ErrorCode, message: str) -> bytes:
-    return orjson.dumps(error_body(code, message))
+    return replies.error(code, message).body
 
 
 class RelayApp:
@@ -67,10 +64,10 @@ class RelayApp:
                 await app_socket.handle(scope, receive, send, self.state)
             else:
                 body = _error(ErrorCode.PROTOCOL_ERROR, "/v1/_ws needs a WebSocket upgrade")
-                await respond(send, 400, _JSON, body, _NOSNIFF)
+                await respond(send, 400, replies.JSON_TYPE, body, replies.NOSNIFF)
         elif kind == "websocket":
             body = _error(ErrorCode.NOT_FOUND, "no WebSocket endpoint here; apps use /v1/_ws")
-            await deny_upgrade(send, 404, _JSON, body, _NOSNIFF)
+            await deny_upgrade(send, 404, replies.JSON_TYPE, body, replies.NOSNIFF)
         else:
             await self.site(scope, receive, send)
 
@@ -81,7 +78,7 @@ class RelayApp:
         return Response(
             _error(code, message),
             status_code=404 if status == 405 else status,
-            media_type=_JSON,
+            media_type=replies.JSON_TYPE,
             headers={"x-content-type-options": "nosniff"},
         )
 

@@ -21,7 +21,6 @@ from agent_socket.protocol.errors import (
     CloseReason,
     ErrorCode,
     ProtocolViolation,
-    error_body,
 )
 from agent_socket.protocol.frames import (
     HEARTBEAT_PING,
@@ -41,8 +40,6 @@ from agent_socket.relay.ratelimit import client_address
 from agent_socket.relay.session import Session, State
 from agent_socket.relay.state import RelayState
 
-_JSON = "application/json; charset=utf-8"
-_NOSNIFF = ((b"x-content-type-options", b"nosniff"),)
 _closers: set[asyncio.Task[None]] = set()
 
 #: What ``AppSocket._next`` returns instead of a frame, besides the peer's close code (≥ 1000).
@@ -78,9 +75,9 @@ class SocketLink:
 
 
 async def deny(send: Send, code: ErrorCode, message: str) -> None:
-    body = orjson.dumps(error_body(code, message))
-    status = 429 if code is ErrorCode.RATE_LIMITED else 400
-    await deny_upgrade(send, status, _JSON, body, _NOSNIFF)
+    """Refuse the upgrade with an HTTP error: 429 ``rate_limited`` or 400 ``protocol_error``."""
+    refusal = replies.error(code, message)
+    await deny_upgrade(send, refusal.status, refusal.content_type, refusal.body, replies.NOSNIFF)
 
 
 async def handle(scope: Scope, receive: Receive, send: Send, relay: RelayState) -> None:

@@ -19,11 +19,13 @@ from agent_socket.protocol.limits import utf16_units
 JSON_TYPE = "application/json; charset=utf-8"
 TEXT_TYPE = "text/plain; charset=utf-8"
 
+#: On every error the relay writes (§2.6).
+NOSNIFF: tuple[tuple[bytes, bytes], ...] = ((b"x-content-type-options", b"nosniff"),)
 #: Headers on every response to an agent URL: the URL is a credential.
 LINK_HEADERS: tuple[tuple[bytes, bytes], ...] = (
     (b"referrer-policy", b"no-referrer"),
     (b"cache-control", b"no-store"),
-    (b"x-content-type-options", b"nosniff"),
+    *NOSNIFF,
 )
 #: Added to tool responses and task results: app output must never run as script here.
 SANDBOX_HEADERS: tuple[tuple[bytes, bytes], ...] = (
